@@ -1,0 +1,175 @@
+"""The connection forms of the three connection types, as data.
+
+Airflow 3.2+ reads them declaratively from ``get_provider_info()`` (``conn-fields`` and
+``ui-field-behaviour``) without importing the hooks; Airflow 3.0 and 3.1 ask the hooks'
+``get_connection_form_widgets``/``get_ui_field_behaviour``, which build the same form from
+this data. Secrets are always password fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+BASE_URL_PLACEHOLDER = "optional: https://proxy.example.com (http only for 127.0.0.1, e.g. the emulator)"
+
+
+@dataclass(frozen=True)
+class ExtraField:
+    label: str
+    description: str = ""
+    secret: bool = False
+    placeholder: str = ""
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionForm:
+    conn_type: str
+    hook_class_name: str
+    hook_name: str
+    hidden: tuple[str, ...]
+    relabeling: Mapping[str, str]
+    placeholders: Mapping[str, str]
+    extra_fields: Mapping[str, ExtraField] = field(default_factory=dict)
+
+    def _all_extra_fields(self) -> dict[str, ExtraField]:
+        return {
+            **self.extra_fields,
+            "base_url": ExtraField(
+                "API base URL override",
+                "Leave empty to use the vendor's public API. For a proxy, or the offline emulator.",
+                placeholder=BASE_URL_PLACEHOLDER,
+            ),
+        }
+
+    def behaviour(self) -> dict[str, Any]:
+        placeholders = dict(self.placeholders)
+        placeholders.update({k: f.placeholder for k, f in self._all_extra_fields().items() if f.placeholder})
+        return {"hidden_fields": list(self.hidden), "relabeling": dict(self.relabeling), "placeholders": placeholders}
+
+    def provider_info(self, *, declarative: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "hook-class-name": self.hook_class_name,
+            "hook-name": self.hook_name,
+            "connection-type": self.conn_type,
+        }
+        if declarative:
+            behaviour = self.behaviour()
+            entry["ui-field-behaviour"] = {
+                "hidden-fields": behaviour["hidden_fields"],
+                "relabeling": behaviour["relabeling"],
+                "placeholders": behaviour["placeholders"],
+            }
+            entry["conn-fields"] = {
+                name: {
+                    "label": f.label,
+                    "description": f.description,
+                    "schema": {
+                        "type": ["string", "null"],
+                        **({"format": "password"} if f.secret else {}),
+                        **({"default": f.default} if f.default is not None else {}),
+                    },
+                }
+                for name, f in self._all_extra_fields().items()
+            }
+        return entry
+
+    def widgets(self) -> dict[str, Any]:
+        """wtforms widgets for Airflow 3.0/3.1, which build the form from the hook."""
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import PasswordField, StringField
+
+        widgets: dict[str, Any] = {}
+        for name, spec in self._all_extra_fields().items():
+            if spec.secret:
+                widgets[name] = PasswordField(
+                    lazy_gettext(spec.label), widget=BS3PasswordFieldWidget(), description=spec.description
+                )
+            else:
+                widgets[name] = StringField(
+                    lazy_gettext(spec.label),
+                    widget=BS3TextFieldWidget(),
+                    description=spec.description,
+                    default=spec.default,
+                )
+        return widgets
+
+
+def plain_extra(extra: Mapping[str, Any], conn_type: str) -> dict[str, Any]:
+    """The extras with empty values dropped and the older ``extra__<type>__`` prefix removed."""
+    prefix = f"extra__{conn_type}__"
+    plain: dict[str, Any] = {}
+    for key, value in extra.items():
+        if value in (None, ""):
+            continue
+        plain.setdefault(key.removeprefix(prefix), value)
+    return plain
+
+
+DATADOG = ConnectionForm(
+    conn_type="datadog_workflows",
+    hook_class_name="airflow_workflow_provider.hooks.datadog.DatadogWorkflowsHook",
+    hook_name="Datadog Workflow Automation",
+    hidden=("schema", "port", "login"),
+    relabeling={"host": "Datadog site", "password": "API key"},
+    placeholders={
+        "host": "datadoghq.com (or us3/us5/ap1/ap2/uk1.datadoghq.com, datadoghq.eu)",
+        "password": "Datadog API key",
+        "extra": '{"connect_timeout": 10, "read_timeout": 30, "max_attempts": 5}',
+    },
+    extra_fields={
+        "application_key": ExtraField(
+            "Application key",
+            "Application key with the workflows_read and workflows_run permissions.",
+            secret=True,
+            placeholder="Datadog application key",
+        ),
+    },
+)
+
+CLOUDFLARE = ConnectionForm(
+    conn_type="cloudflare_workflows",
+    hook_class_name="airflow_workflow_provider.hooks.cloudflare.CloudflareWorkflowsHook",
+    hook_name="Cloudflare Workflows",
+    hidden=("host", "schema", "port"),
+    relabeling={"login": "Email (only with a Global API Key)", "password": "API token or Global API Key"},
+    placeholders={
+        "login": "leave empty for an API token (recommended)",
+        "password": "API token with Workers Scripts Read/Write",
+        "extra": '{"connect_timeout": 10, "read_timeout": 30, "max_attempts": 5}',
+    },
+    extra_fields={
+        "account_id": ExtraField(
+            "Account ID",
+            "The Cloudflare account that owns the workflows (32 hex characters).",
+            placeholder="023e105f4ecef8ad9ca31a8372d0c353",
+        ),
+    },
+)
+
+SAILPOINT = ConnectionForm(
+    conn_type="sailpoint_workflows",
+    hook_class_name="airflow_workflow_provider.hooks.sailpoint.SailPointWorkflowsHook",
+    hook_name="SailPoint Identity Security Cloud Workflows",
+    hidden=("schema", "port"),
+    relabeling={"host": "Tenant", "login": "Client ID", "password": "Client secret"},
+    placeholders={
+        "host": "acme (for acme.api.identitynow.com)",
+        "login": "OAuth client id (personal access token or external trigger client)",
+        "password": "OAuth client secret",
+        "extra": '{"api_version": "v3", "connect_timeout": 10, "read_timeout": 30}',
+    },
+    extra_fields={
+        "api_version": ExtraField(
+            "API version prefix",
+            "v3 (default), beta, or a dated version such as v2025.",
+            placeholder="v3",
+            default="v3",
+        ),
+    },
+)
+
+FORMS = (DATADOG, CLOUDFLARE, SAILPOINT)

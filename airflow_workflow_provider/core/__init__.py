@@ -1,0 +1,1 @@
+"""The shared core: HTTP sending, retries, error mapping, states and models for every vendor."""

@@ -1,0 +1,213 @@
+"""What every vendor module provides: request builders and response parsers, without I/O.
+
+A vendor module subclasses :class:`VendorApi` and reads like the vendor's API reference: one
+builder per endpoint, one parser per answer shape, the vendor's status map and error envelope.
+The hook core (``core.hook``) sends the requests, sync or async, and feeds the answers back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from airflow_workflow_provider.core.errors import (
+    ErrorDetails,
+    WorkflowApiError,
+    WorkflowInputError,
+    error_class_for_status,
+)
+from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, RetryPolicy, Timeouts, parse_retry_after
+from airflow_workflow_provider.core.models import Page, WorkflowExecution
+from airflow_workflow_provider.core.states import StatusMap
+from airflow_workflow_provider.core.validation import (
+    require_base_url,
+    require_int_in_range,
+    require_positive_number,
+)
+
+# An auth flow yields the requests to send and receives each answer; it returns the answer to
+# the caller's request. Static-header vendors yield once; SailPoint fetches and refreshes a token.
+AuthFlow = Generator[ApiRequest, ApiResponse, ApiResponse]
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Connection extras every vendor understands."""
+
+    base_url: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any]) -> ClientSettings:
+        base_url = extra.get("base_url") or None
+        defaults_t, defaults_r = Timeouts(), RetryPolicy()
+        timeouts = Timeouts(
+            connect=_number(extra, "connect_timeout", defaults_t.connect),
+            read=_number(extra, "read_timeout", defaults_t.read),
+        )
+        retry_policy = RetryPolicy(
+            max_attempts=_attempts(extra.get("max_attempts", defaults_r.max_attempts)),
+            max_elapsed=_number(extra, "max_retry_seconds", defaults_r.max_elapsed),
+            initial_backoff=_number(extra, "retry_initial_backoff", defaults_r.initial_backoff),
+            max_backoff=_number(extra, "retry_max_backoff", defaults_r.max_backoff),
+        )
+        return cls(
+            base_url=require_base_url("extra.base_url", str(base_url)) if base_url else None,
+            timeouts=timeouts,
+            retry_policy=retry_policy,
+        )
+
+
+def _number(extra: Mapping[str, Any], key: str, default: float) -> float:
+    value = extra.get(key, default)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    result = require_positive_number(f"extra.{key}", value)
+    assert result is not None
+    return result
+
+
+def _attempts(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return require_int_in_range("extra.max_attempts", value, 1, 20)
+
+
+class VendorApi(ABC):
+    """One vendor's API, as pure functions of requests and answers."""
+
+    vendor: ClassVar[str]
+    status_map: ClassVar[StatusMap]
+
+    def __init__(self, *, base_url: str, settings: ClientSettings, secrets: Iterable[str]) -> None:
+        self.base_url = base_url
+        self.settings = settings
+        self._secrets = tuple(s for s in secrets if s)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this client holds, for the secrets masker and the redactor."""
+        return self._secrets
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def auth_flow(self, request: ApiRequest) -> AuthFlow:
+        response = yield request.with_headers(self.auth_headers())
+        return response
+
+    # -- the calls every vendor offers -------------------------------------------------------------
+
+    @abstractmethod
+    def start_request(self, workflow: str, payload: Mapping[str, Any] | None, **options: Any) -> ApiRequest: ...
+
+    @abstractmethod
+    def parse_start(self, request: ApiRequest, response: ApiResponse) -> str: ...
+
+    @abstractmethod
+    def get_request(self, workflow: str, execution_id: str) -> ApiRequest: ...
+
+    @abstractmethod
+    def parse_execution(self, request: ApiRequest, response: ApiResponse) -> WorkflowExecution: ...
+
+    @abstractmethod
+    def cancel_request(self, workflow: str, execution_id: str) -> ApiRequest: ...
+
+    @abstractmethod
+    def list_request(self, workflow: str, page: Any, filters: Mapping[str, Any]) -> ApiRequest:
+        """The request for one page; ``page`` is None for the first, else what ``parse_list`` returned."""
+
+    @abstractmethod
+    def parse_list(self, request: ApiRequest, response: ApiResponse) -> Page: ...
+
+    @abstractmethod
+    def check_request(self) -> ApiRequest:
+        """The cheapest authenticated call, for ``test_connection``."""
+
+    @abstractmethod
+    def execution_url(self, workflow: str, execution_id: str) -> str:
+        """Where a person sees the execution in the vendor's UI."""
+
+    def check_succeeded(self, request: ApiRequest, response: ApiResponse) -> None:
+        """``test_connection``'s verdict on the check call's answer; raises the mapped error if it failed."""
+        self.raise_for_error(request, response)
+
+    # -- errors ------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def error_details(self, response: ApiResponse) -> ErrorDetails:
+        """Read the vendor's error envelope."""
+
+    def is_error(self, request: ApiRequest, response: ApiResponse) -> bool:
+        return not response.ok
+
+    def retry_after(self, response: ApiResponse) -> float | None:
+        return parse_retry_after(response.header("Retry-After"))
+
+    def error_for(self, request: ApiRequest, response: ApiResponse) -> WorkflowApiError:
+        try:
+            details = self.error_details(response)
+        except WorkflowApiError:
+            details = ErrorDetails(message="the error answer is not valid JSON")
+        exc_class = error_class_for_status(response.status)
+        return exc_class(
+            vendor=self.vendor,
+            operation=request.operation,
+            status_code=response.status,
+            code=details.code,
+            message=self.redact(details.message or "no reason given"),
+            tracking_id=details.tracking_id,
+            retry_after=self.retry_after(response) if response.status == 429 else None,
+        )
+
+    def raise_for_error(self, request: ApiRequest, response: ApiResponse) -> None:
+        if self.is_error(request, response):
+            raise self.error_for(request, response)
+
+    # -- helpers for vendor modules --------------------------------------------------------------
+
+    def request(self, operation: str, method: str, path: str, **kwargs: Any) -> ApiRequest:
+        return ApiRequest(operation=operation, method=method, path=path, **kwargs)
+
+    def execution(self, **fields: Any) -> WorkflowExecution:
+        """Build a :class:`WorkflowExecution`, mapping ``vendor_status`` through the status map."""
+        vendor_status = fields.get("vendor_status")
+        fields.setdefault("state", self.status_map.normalize(vendor_status))
+        fields.setdefault("url", self.execution_url(fields["workflow"], fields["id"]))
+        return WorkflowExecution(vendor=self.vendor, **fields)
+
+
+def require_secret(field: str, value: str | None, what: str) -> str:
+    if not value:
+        raise WorkflowInputError(field, f"is empty; set the {what} in the Airflow connection")
+    return value
+
+
+def require_mapping(response: ApiResponse, body: Any, what: str) -> dict[str, Any]:
+    """A JSON object where the vendor documents one, else a typed error rather than a KeyError later."""
+    from airflow_workflow_provider.core.errors import InvalidResponseError
+
+    if not isinstance(body, dict):
+        raise InvalidResponseError(
+            vendor=response.vendor,
+            operation=response.operation,
+            status_code=response.status,
+            message=f"expected {what} as a JSON object, got {type(body).__name__}",
+        )
+    return body

@@ -1,0 +1,216 @@
+"""The hook core: one Airflow hook class that drives any :class:`VendorApi`, sync or async."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from functools import cached_property
+from typing import Any, ClassVar, TypeVar
+
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_workflow_provider.connection_forms import ConnectionForm, plain_extra
+from airflow_workflow_provider.core.api import AuthFlow, ClientSettings, VendorApi
+from airflow_workflow_provider.core.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    WorkflowApiError,
+    WorkflowInputError,
+    WorkflowTransportError,
+)
+from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, AsyncSender, SyncSender
+from airflow_workflow_provider.core.models import WorkflowExecution
+from airflow_workflow_provider.core.validation import require_id, require_json_object
+
+T = TypeVar("T")
+Parser = Callable[[ApiRequest, ApiResponse], T]
+
+
+class BaseWorkflowsHook(BaseHook):
+    """Start, follow, cancel and list executions of one vendor's workflows.
+
+    Subclasses name their connection type and their :class:`VendorApi`, and build that API
+    from an Airflow connection; everything that talks to the network lives here, once.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+    connection_form: ClassVar[ConnectionForm]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        form = cls.__dict__.get("connection_form")
+        if form is None:
+            return
+        cls.conn_type = form.conn_type
+        cls.hook_name = form.hook_name
+        # Airflow 3.0/3.1 read the form only from methods defined on the hook class itself
+        # (``"get_connection_form_widgets" in hook_class.__dict__``), so each vendor hook gets its own.
+        cls.get_connection_form_widgets = classmethod(lambda c: form.widgets())  # type: ignore[method-assign,assignment]
+        cls.get_ui_field_behaviour = classmethod(lambda c: form.behaviour())  # type: ignore[method-assign,assignment]
+
+    def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.default_conn_name
+        self._async_api: VendorApi | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(conn_id={self.conn_id!r})"
+
+    # -- building the API client from the connection -------------------------------------------
+
+    @classmethod
+    def build_api(cls, conn: Any, extra: Mapping[str, Any]) -> VendorApi:
+        """Turn a connection (host, login, password, extras) into the vendor client."""
+        raise NotImplementedError
+
+    @classmethod
+    def _build_api_checked(cls, conn: Any, extra: Mapping[str, Any]) -> VendorApi:
+        api = cls.build_api(conn, plain_extra(extra, cls.conn_type))
+        _register_secrets(api.secrets)
+        return api
+
+    @cached_property
+    def api(self) -> VendorApi:
+        conn = self.get_connection(self.conn_id)
+        return self._build_api_checked(conn, conn.extra_dejson)
+
+    async def get_async_api(self) -> VendorApi:
+        """The vendor client for async use; the connection is looked up without blocking the loop."""
+        if self._async_api is None:
+            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+            conn = await get_async_connection(self.conn_id, hook=self)
+            extra = await get_async_extra_dejson(conn)
+            self._async_api = self._build_api_checked(conn, extra)
+        return self._async_api
+
+    @cached_property
+    def _sender(self) -> SyncSender:
+        return SyncSender(self.api.vendor, self.api.settings.timeouts)
+
+    def close(self) -> None:
+        if "_sender" in self.__dict__:
+            self._sender.close()
+
+    @property
+    def settings(self) -> ClientSettings:
+        return self.api.settings
+
+    # -- the send step, sync and async (the only two copies) -----------------------------------
+
+    def _call(self, request: ApiRequest, parse: Parser[T]) -> T:
+        api = self.api
+        for attempt in api.settings.retry_policy.retrying(request, api.vendor):
+            with attempt:
+                response = _drive_auth_flow(api.auth_flow(request), lambda r: self._sender.send(api.base_url, r))
+                api.raise_for_error(request, response)
+                return parse(request, response)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _acall(self, request: ApiRequest, parse: Parser[T], api: VendorApi) -> T:
+        sender = AsyncSender(api.vendor, api.settings.timeouts)
+        async for attempt in api.settings.retry_policy.async_retrying(request, api.vendor):
+            with attempt:
+                response = await _adrive_auth_flow(api.auth_flow(request), lambda r: sender.send(api.base_url, r))
+                api.raise_for_error(request, response)
+                return parse(request, response)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    # -- the operations ------------------------------------------------------------------------
+
+    def start_execution(self, workflow: str, payload: Mapping[str, Any] | None = None, **vendor_options: Any) -> str:
+        """Start one execution of ``workflow`` and return its id."""
+        request = self.api.start_request(
+            require_id("workflow", workflow), require_json_object("payload", payload), **vendor_options
+        )
+        execution_id = self._call(request, self.api.parse_start)
+        self.log.info("%s started execution %s of workflow %s", self.api.vendor, execution_id, workflow)
+        return execution_id
+
+    def get_execution(self, workflow: str, execution_id: str) -> WorkflowExecution:
+        request = self.api.get_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
+        return self._call(request, self.api.parse_execution)
+
+    async def aget_execution(self, workflow: str, execution_id: str) -> WorkflowExecution:
+        api = await self.get_async_api()
+        request = api.get_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
+        return await self._acall(request, api.parse_execution, api)
+
+    def cancel_execution(self, workflow: str, execution_id: str) -> None:
+        request = self.api.cancel_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
+        self._call(request, _ignore_body)
+        self.log.info("%s canceled execution %s of workflow %s", self.api.vendor, execution_id, workflow)
+
+    def list_executions(self, workflow: str, **filters: Any) -> Iterator[WorkflowExecution]:
+        """Every execution of ``workflow`` matching the vendor's ``filters``, fetched page by page as consumed."""
+        require_id("workflow", workflow)
+        first = self.api.list_request(workflow, None, filters)  # validates the filters before any request
+        return self._pages(workflow, first, filters)
+
+    def _pages(self, workflow: str, request: ApiRequest, filters: Mapping[str, Any]) -> Iterator[WorkflowExecution]:
+        while True:
+            page = self._call(request, self.api.parse_list)
+            yield from page.executions
+            if page.next_page is None:
+                return
+            request = self.api.list_request(workflow, page.next_page, filters)
+
+    def execution_url(self, workflow: str, execution_id: str) -> str:
+        return self.api.execution_url(workflow, execution_id)
+
+    # -- Airflow's "Test" button ---------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            api = self.api
+            request = api.check_request()
+            self._call(request, lambda req, resp: None)
+        except WorkflowInputError as exc:
+            return False, f"The connection is not usable: {exc}"
+        except NotFoundError:
+            # The check asks for something that need not exist; a 404 still proves the credentials work.
+            return True, f"Connected to {self.api.vendor}: credentials accepted."
+        except AuthenticationError as exc:
+            return False, f"{self.api.vendor} refused the credentials (bad or expired key/secret): {exc}"
+        except PermissionDeniedError as exc:
+            return False, f"{self.api.vendor} accepted the request but a permission is missing: {exc}"
+        except WorkflowTransportError as exc:
+            return False, f"{self.api.vendor} API host unreachable at {self.api.base_url}: {exc}"
+        except WorkflowApiError as exc:
+            return False, str(exc)
+        return True, f"Connected to {self.api.vendor}: credentials accepted."
+
+
+def _drive_auth_flow(flow: AuthFlow, send: Callable[[ApiRequest], ApiResponse]) -> ApiResponse:
+    outgoing = next(flow)
+    while True:
+        response = send(outgoing)
+        try:
+            outgoing = flow.send(response)
+        except StopIteration as done:
+            return done.value
+
+
+async def _adrive_auth_flow(flow: AuthFlow, send: Callable[[ApiRequest], Awaitable[ApiResponse]]) -> ApiResponse:
+    outgoing = next(flow)
+    while True:
+        response = await send(outgoing)
+        try:
+            outgoing = flow.send(response)
+        except StopIteration as done:
+            return done.value
+
+
+def _ignore_body(request: ApiRequest, response: ApiResponse) -> None:
+    return None
+
+
+def _register_secrets(secrets: tuple[str, ...]) -> None:
+    """Tell Airflow's secrets masker about every credential, so no log line can show one."""
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    for secret in secrets:
+        mask_secret(secret)

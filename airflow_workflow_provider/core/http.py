@@ -1,0 +1,327 @@
+"""Requests, responses, the retry policy, and the two send steps (requests for sync, aiohttp for async).
+
+This is the only module that does network I/O. Everything a vendor needs to say about a call
+(path, query, body, how to read the answer) is an :class:`ApiRequest` built without I/O; the
+sync and async senders below turn it into bytes on the wire and back into an :class:`ApiResponse`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+
+from airflow_workflow_provider.core.errors import (
+    InvalidResponseError,
+    RateLimitedError,
+    ServerError,
+    WorkflowTransportError,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "airflow-workflow-provider"
+RETRYABLE_SERVER_STATUSES = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One vendor call, described without doing it.
+
+    ``idempotent`` says whether sending it twice is harmless. A call that starts an execution
+    is not: it is resent only when it provably never reached the server.
+    ``context`` carries what the response parser needs to know about the request (page number...).
+    """
+
+    operation: str
+    method: str
+    path: str
+    params: Sequence[tuple[str, str]] = ()
+    json_body: Any = None
+    form: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    idempotent: bool = True
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_headers(self, headers: Mapping[str, str]) -> ApiRequest:
+        return replace(self, headers={**self.headers, **headers})
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A vendor's answer: status, headers (lower-cased names) and body."""
+
+    vendor: str
+    operation: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        if not self.body.strip():
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise InvalidResponseError(
+                vendor=self.vendor,
+                operation=self.operation,
+                status_code=self.status,
+                message=f"the answer is not valid JSON ({exc.msg} at position {exc.pos})",
+            ) from None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either a number or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (pendulum.instance(when) - pendulum.now("UTC")).total_seconds())
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to retry, for both the sync and the async stack.
+
+    Retries 429 (waiting what the vendor asked for), 500/502/503/504, connection failures and
+    timeouts, and unreadable answers, with exponential backoff and jitter, bounded in attempts
+    and in total time. A request that is not idempotent (starting an execution) is retried only
+    when it provably did not reach the server: the connection could not be opened, or the
+    vendor's rate limiter turned it away with 429.
+    """
+
+    max_attempts: int = 5
+    max_elapsed: float = 300.0
+    initial_backoff: float = 1.0
+    max_backoff: float = 60.0
+
+    def is_retryable(self, exc: BaseException, request: ApiRequest) -> bool:
+        if isinstance(exc, RateLimitedError):
+            return True
+        if isinstance(exc, WorkflowTransportError):
+            return request.idempotent or not exc.request_sent
+        if isinstance(exc, ServerError):
+            return request.idempotent and exc.status_code in RETRYABLE_SERVER_STATUSES
+        if isinstance(exc, InvalidResponseError):
+            return request.idempotent
+        return False
+
+    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        asked = getattr(exc, "retry_after", None)
+        if asked is not None:
+            return min(float(asked), self.max_elapsed)
+        backoff = tenacity.wait_exponential_jitter(initial=self.initial_backoff, max=self.max_backoff)
+        return backoff(retry_state)
+
+    def _arguments(self, request: ApiRequest, vendor: str) -> dict[str, Any]:
+        def log_retry(retry_state: tenacity.RetryCallState) -> None:
+            outcome = retry_state.outcome
+            log.warning(
+                "%s %s: %s; retrying in %.1f s (attempt %d of %d)",
+                vendor,
+                request.operation,
+                outcome.exception() if outcome is not None else "failed",
+                retry_state.upcoming_sleep,
+                retry_state.attempt_number + 1,
+                self.max_attempts,
+            )
+
+        return {
+            "retry": tenacity.retry_if_exception(lambda exc: self.is_retryable(exc, request)),
+            "stop": tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_before_delay(self.max_elapsed),
+            "wait": self._wait,
+            "before_sleep": log_retry,
+            "reraise": True,
+        }
+
+    def retrying(self, request: ApiRequest, vendor: str) -> tenacity.Retrying:
+        return tenacity.Retrying(**self._arguments(request, vendor))
+
+    def async_retrying(self, request: ApiRequest, vendor: str) -> tenacity.AsyncRetrying:
+        return tenacity.AsyncRetrying(**self._arguments(request, vendor))
+
+
+def _url(base_url: str, request: ApiRequest) -> str:
+    return base_url + request.path
+
+
+class SyncSender:
+    """Sends requests over one pooled :class:`requests.Session`."""
+
+    def __init__(self, vendor: str, timeouts: Timeouts) -> None:
+        self.vendor = vendor
+        self.timeouts = timeouts
+        self.session = requests.Session()
+        # Retries belong to the RetryPolicy, which knows which calls may be resent; urllib3 must not resend.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def close(self) -> None:
+        self.session.close()
+
+    def send(self, base_url: str, request: ApiRequest) -> ApiResponse:
+        try:
+            answer = self.session.request(
+                request.method,
+                _url(base_url, request),
+                params=list(request.params) or None,
+                json=request.json_body,
+                data=request.form,
+                headers=dict(request.headers),
+                timeout=(self.timeouts.connect, self.timeouts.read),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise self._transport_error(request, exc) from exc
+        return ApiResponse(
+            vendor=self.vendor,
+            operation=request.operation,
+            status=answer.status_code,
+            headers={k.lower(): v for k, v in answer.headers.items()},
+            body=answer.content,
+        )
+
+    def _transport_error(self, request: ApiRequest, exc: requests.RequestException) -> WorkflowTransportError:
+        never_sent = isinstance(exc, requests.ConnectTimeout) or _is_connect_failure(exc)
+        if isinstance(exc, requests.Timeout) and not never_sent:
+            cause = f"no answer within the read timeout of {self.timeouts.read:g} s"
+        elif never_sent:
+            cause = "could not connect to the API host (unreachable, refused or timed out)"
+        else:
+            cause = f"the connection failed before an answer arrived ({type(exc).__name__})"
+        return WorkflowTransportError(
+            vendor=self.vendor, operation=request.operation, message=cause, request_sent=not never_sent
+        )
+
+
+def _is_connect_failure(exc: BaseException) -> bool:
+    """Whether urllib3 failed while opening the connection, i.e. before any byte was sent."""
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (NewConnectionError, ConnectTimeoutError, NameResolutionError)):
+            return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+            continue
+        args = getattr(current, "args", ())
+        nested = next((a for a in args if isinstance(a, BaseException)), None)
+        current = nested or current.__cause__ or current.__context__
+    return False
+
+
+# One aiohttp session per event loop: triggers running in one triggerer share its connection
+# pool instead of opening a session (and TCP connections) per poll.
+_ASYNC_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+    weakref.WeakKeyDictionary()
+)
+CONNECTIONS_PER_HOST = 20
+
+
+def shared_async_session() -> aiohttp.ClientSession:
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    session = _ASYNC_SESSIONS.get(loop)
+    if session is None or session.closed:
+        connector = aiohttp.TCPConnector(limit=200, limit_per_host=CONNECTIONS_PER_HOST)
+        session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
+        _ASYNC_SESSIONS[loop] = session
+    return session
+
+
+async def close_shared_async_session() -> None:
+    """Close this event loop's shared session (tests and short-lived loops call this at the end)."""
+    session = _ASYNC_SESSIONS.pop(asyncio.get_running_loop(), None)
+    if session is not None:
+        await session.close()
+
+
+class AsyncSender:
+    """The async twin of :class:`SyncSender`, on the event loop's shared aiohttp session."""
+
+    def __init__(self, vendor: str, timeouts: Timeouts) -> None:
+        self.vendor = vendor
+        self.timeouts = timeouts
+
+    async def send(self, base_url: str, request: ApiRequest) -> ApiResponse:
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(sock_connect=self.timeouts.connect, sock_read=self.timeouts.read)
+        session = shared_async_session()
+        try:
+            async with session.request(
+                request.method,
+                _url(base_url, request),
+                params=list(request.params) or None,
+                json=request.json_body,
+                data=request.form,
+                headers=dict(request.headers),
+                timeout=timeout,
+                allow_redirects=False,
+            ) as answer:
+                body = await answer.read()
+                return ApiResponse(
+                    vendor=self.vendor,
+                    operation=request.operation,
+                    status=answer.status,
+                    headers={k.lower(): v for k, v in answer.headers.items()},
+                    body=body,
+                )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise self._transport_error(request, exc) from exc
+
+    def _transport_error(self, request: ApiRequest, exc: BaseException) -> WorkflowTransportError:
+        import aiohttp
+
+        never_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+        if never_sent:
+            cause = "could not connect to the API host (unreachable, refused or timed out)"
+        elif isinstance(exc, asyncio.TimeoutError):
+            cause = f"no answer within the read timeout of {self.timeouts.read:g} s"
+        else:
+            cause = f"the connection failed before an answer arrived ({type(exc).__name__})"
+        return WorkflowTransportError(
+            vendor=self.vendor, operation=request.operation, message=cause, request_sent=not never_sent
+        )

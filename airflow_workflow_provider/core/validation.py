@@ -1,0 +1,106 @@
+"""Checks on everything a user hands the provider, run before any request is sent."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from airflow_workflow_provider.core.errors import WorkflowInputError
+
+MAX_ID_LENGTH = 256
+_CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def require_id(field: str, value: Any, *, max_length: int = MAX_ID_LENGTH) -> str:
+    """A workflow or execution id that is safe to put in a URL path."""
+    if not isinstance(value, str):
+        raise WorkflowInputError(field, f"must be a string, got {type(value).__name__}")
+    if value == "":
+        raise WorkflowInputError(field, "must not be empty")
+    if len(value) > max_length:
+        raise WorkflowInputError(field, f"must be at most {max_length} characters, got {len(value)}")
+    if _CONTROL_OR_SPACE.search(value):
+        raise WorkflowInputError(field, "must not contain whitespace or control characters")
+    if "/" in value or "\\" in value:
+        raise WorkflowInputError(field, "must not contain '/' or '\\'")
+    if value in {".", ".."} or ".." in value:
+        raise WorkflowInputError(field, "must not contain '..'")
+    return value
+
+
+def path_segment(value: str) -> str:
+    """Escape an already validated id for use as one URL path segment."""
+    return quote(value, safe="")
+
+
+def require_json_object(field: str, value: Any) -> dict[str, Any]:
+    """A payload the vendor will receive as a JSON object."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise WorkflowInputError(field, f"must be a JSON object (dict), got {type(value).__name__}")
+    require_json_serializable(field, value)
+    return value
+
+
+def require_json_serializable(field: str, value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise WorkflowInputError(field, f"must be JSON-serializable ({exc})") from None
+    return value
+
+
+def require_positive_number(field: str, value: Any, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WorkflowInputError(field, f"must be a positive number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise WorkflowInputError(field, f"must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def require_int_in_range(field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise WorkflowInputError(field, f"must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def require_choice(field: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
+    if value not in allowed:
+        raise WorkflowInputError(field, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_base_url(field: str, value: str) -> str:
+    """An API base URL override: https, or plain http only to this machine (the emulator, a local proxy)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise WorkflowInputError(
+            field, f"must be an absolute http(s) URL such as https://proxy.example.com, got {value!r}"
+        )
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise WorkflowInputError(
+            field, "must use https; plain http is allowed only for a loopback host (127.0.0.1, ::1, localhost)"
+        )
+    if parts.query or parts.fragment:
+        raise WorkflowInputError(field, "must not carry a query string or fragment")
+    if parts.username or parts.password:
+        raise WorkflowInputError(field, "must not carry credentials; put them in the connection's secret fields")
+    return value.strip().rstrip("/")

@@ -1,0 +1,297 @@
+"""Cloudflare Workflows (API v4): create, get, list and terminate workflow instances.
+
+Reference: https://developers.cloudflare.com/api/resources/workflows/subresources/instances/
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import pendulum
+
+from airflow_workflow_provider.connection_forms import CLOUDFLARE
+from airflow_workflow_provider.core.api import ClientSettings, VendorApi, require_mapping, require_secret
+from airflow_workflow_provider.core.errors import ErrorDetails, WorkflowInputError
+from airflow_workflow_provider.core.hook import BaseWorkflowsHook
+from airflow_workflow_provider.core.http import ApiRequest, ApiResponse
+from airflow_workflow_provider.core.models import Page, WorkflowExecution
+from airflow_workflow_provider.core.states import ExecutionState as S
+from airflow_workflow_provider.core.states import StatusMap
+from airflow_workflow_provider.core.validation import (
+    path_segment,
+    require_choice,
+    require_id,
+    require_int_in_range,
+)
+
+API_ORIGIN = "https://api.cloudflare.com"
+MAX_PER_PAGE = 100
+INSTANCE_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9-_]*$")
+RESERVED_INSTANCE_ID = re.compile(r"^cf_[0-9a-fA-F]{64}$")
+MAX_INSTANCE_ID_LENGTH = 100
+MAX_WORKFLOW_NAME_LENGTH = 64
+
+CLOUDFLARE_STATUSES = StatusMap(
+    "Cloudflare",
+    {
+        "queued": S.QUEUED,
+        "running": S.RUNNING,
+        # Still running: a pause was asked for, or a failed step is being compensated.
+        "waitingForPause": S.RUNNING,
+        "rollingBack": S.RUNNING,
+        "paused": S.PAUSED,
+        "waiting": S.WAITING,
+        "complete": S.SUCCEEDED,
+        "errored": S.FAILED,
+        "terminated": S.CANCELED,
+        "unknown": S.UNKNOWN,
+    },
+    case_sensitive=True,
+)
+LIST_STATUSES = ("queued", "running", "paused", "errored", "terminated", "complete", "waitingForPause", "waiting")
+
+
+def require_instance_id(value: Any) -> str:
+    """A caller-chosen instance id, as Cloudflare accepts it."""
+    instance_id = require_id("instance_id", value, max_length=MAX_INSTANCE_ID_LENGTH)
+    if not INSTANCE_ID_PATTERN.match(instance_id):
+        raise WorkflowInputError(
+            "instance_id", "may hold only letters, digits, '-' and '_', and must not start with '-'"
+        )
+    if RESERVED_INSTANCE_ID.match(instance_id):
+        raise WorkflowInputError(
+            "instance_id", "the form 'cf_' followed by 64 hex characters is reserved by Cloudflare"
+        )
+    return instance_id
+
+
+def _utc_iso(field: str, value: Any) -> str:
+    """Cloudflare wants ISO 8601 in UTC without an offset."""
+    if isinstance(value, datetime):
+        moment = pendulum.instance(value)
+    elif isinstance(value, str):
+        try:
+            moment = pendulum.parse(value, tz="UTC")  # type: ignore[assignment]
+        except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:
+            raise WorkflowInputError(field, f"must be an ISO 8601 date-time, got {value!r}") from exc
+    else:
+        raise WorkflowInputError(field, f"must be a datetime or an ISO 8601 string, got {type(value).__name__}")
+    return moment.in_timezone("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CloudflareApi(VendorApi):
+    vendor = "Cloudflare"
+    status_map = CLOUDFLARE_STATUSES
+
+    def __init__(self, *, account_id: str, api_token: str, email: str | None = None, settings: ClientSettings) -> None:
+        self.account_id = require_id("extra.account_id (Account ID)", account_id)
+        self._secret = require_secret("password (API token)", api_token, "Cloudflare API token or Global API Key")
+        self._email = email or None
+        super().__init__(base_url=settings.base_url or API_ORIGIN, settings=settings, secrets=(self._secret,))
+
+    def auth_headers(self) -> dict[str, str]:
+        if self._email:
+            return {"X-Auth-Email": self._email, "X-Auth-Key": self._secret}
+        return {"Authorization": f"Bearer {self._secret}"}
+
+    def _workflow(self, workflow: str) -> str:
+        if len(workflow) > MAX_WORKFLOW_NAME_LENGTH:
+            raise WorkflowInputError("workflow", f"a workflow name has at most {MAX_WORKFLOW_NAME_LENGTH} characters")
+        return f"/client/v4/accounts/{path_segment(self.account_id)}/workflows/{path_segment(workflow)}"
+
+    def _instance(self, workflow: str, instance_id: str) -> str:
+        return f"{self._workflow(workflow)}/instances/{path_segment(instance_id)}"
+
+    # POST .../workflows/{workflow_name}/instances  {"instance_id"?, "params"}
+    def start_request(self, workflow: str, payload: Mapping[str, Any] | None, **options: Any) -> ApiRequest:
+        instance_id = options.pop("instance_id", None)
+        if options:
+            raise WorkflowInputError(", ".join(sorted(options)), "Cloudflare start options are: instance_id")
+        body: dict[str, Any] = {"params": dict(payload or {})}
+        if instance_id is not None:
+            body["instance_id"] = require_instance_id(instance_id)
+        return self.request(
+            "start_execution",
+            "POST",
+            f"{self._workflow(workflow)}/instances",
+            json_body=body,
+            # With a caller-chosen id a resend cannot make a second instance: it is "already exists".
+            idempotent=instance_id is not None,
+            context={"instance_id": instance_id},
+        )
+
+    def is_error(self, request: ApiRequest, response: ApiResponse) -> bool:
+        if (
+            request.context.get("instance_id")
+            and request.operation == "start_execution"
+            and self._already_exists(response)
+        ):
+            return False
+        if not response.ok:
+            return True
+        body = response.json()
+        return isinstance(body, dict) and body.get("success") is False
+
+    def _already_exists(self, response: ApiResponse) -> bool:
+        if response.status == 409:
+            return True
+        if response.ok or response.status >= 500:
+            return False
+        try:
+            details = self.error_details(response)
+        except Exception:
+            return False
+        return "already exist" in details.message.lower() or "already_exists" in details.message.lower()
+
+    def parse_start(self, request: ApiRequest, response: ApiResponse) -> str:
+        if self._already_exists(response):
+            # The instance this id names was started by an earlier try: attach to it.
+            return str(request.context["instance_id"])
+        result = require_mapping(response, _result(response), "result")
+        return str(result["id"])
+
+    # GET .../instances/{instance_id}?simple=true  (simple leaves out the steps: a cheap poll)
+    def get_request(self, workflow: str, execution_id: str, *, include_steps: bool = False) -> ApiRequest:
+        return self.request(
+            "get_execution",
+            "GET",
+            self._instance(workflow, execution_id),
+            params=() if include_steps else (("simple", "true"),),
+            context={"workflow": workflow, "instance_id": execution_id},
+        )
+
+    def parse_execution(self, request: ApiRequest, response: ApiResponse) -> WorkflowExecution:
+        result = require_mapping(response, _result(response), "result")
+        error = result.get("error") if isinstance(result.get("error"), dict) else None
+        steps = [s for s in result.get("steps") or [] if isinstance(s, dict)]
+        failed_step = next((s for s in steps if s.get("success") is False or s.get("error")), None)
+        return self.execution(
+            workflow=request.context["workflow"],
+            id=str(result.get("id") or request.context["instance_id"]),
+            vendor_status=result.get("status"),
+            started_at=result.get("start"),
+            ended_at=result.get("end"),
+            output=result.get("output"),
+            error_message=_error_text(error),
+            failing_step=failed_step.get("name") if failed_step else None,
+            steps=steps,
+            raw=result,
+        )
+
+    # PATCH .../instances/{instance_id}/status  {"status": "terminate"}
+    def cancel_request(self, workflow: str, execution_id: str) -> ApiRequest:
+        return self.request(
+            "cancel_execution",
+            "PATCH",
+            f"{self._instance(workflow, execution_id)}/status",
+            json_body={"status": "terminate"},
+        )
+
+    # GET .../instances?per_page=&cursor=&status=&date_start=&date_end=&direction=
+    def list_request(self, workflow: str, page: Any, filters: Mapping[str, Any]) -> ApiRequest:
+        allowed = {"status", "date_start", "date_end", "per_page", "direction"}
+        unknown = set(filters) - allowed
+        if unknown:
+            raise WorkflowInputError(
+                ", ".join(sorted(unknown)), f"Cloudflare list filters are: {', '.join(sorted(allowed))}"
+            )
+        params = [
+            ("per_page", str(require_int_in_range("per_page", filters.get("per_page", MAX_PER_PAGE), 1, MAX_PER_PAGE)))
+        ]
+        if filters.get("status") is not None:
+            params.append(("status", require_choice("status", filters["status"], LIST_STATUSES)))
+        for name in ("date_start", "date_end"):
+            if filters.get(name) is not None:
+                params.append((name, _utc_iso(name, filters[name])))
+        if page is not None:
+            params.append(("cursor", str(page)))
+            # direction only applies together with a cursor
+            if filters.get("direction") is not None:
+                params.append(("direction", require_choice("direction", filters["direction"], ("asc", "desc"))))
+        elif filters.get("direction") is not None:
+            require_choice("direction", filters["direction"], ("asc", "desc"))
+        return self.request(
+            "list_executions",
+            "GET",
+            f"{self._workflow(workflow)}/instances",
+            params=params,
+            context={"workflow": workflow},
+        )
+
+    def parse_list(self, request: ApiRequest, response: ApiResponse) -> Page:
+        body = require_mapping(response, response.json(), "instance list")
+        items = [item for item in body.get("result") or [] if isinstance(item, dict)]
+        executions = [
+            self.execution(
+                workflow=request.context["workflow"],
+                id=str(item.get("id")),
+                vendor_status=item.get("status"),
+                started_at=item.get("started_on"),
+                ended_at=item.get("ended_on"),
+                raw=item,
+            )
+            for item in items
+        ]
+        cursor = (body.get("result_info") or {}).get("cursor")
+        return Page(executions=executions, next_page=cursor if cursor and items else None)
+
+    # GET /accounts/{account_id}/workflows?per_page=1
+    def check_request(self) -> ApiRequest:
+        return self.request(
+            "test_connection",
+            "GET",
+            f"/client/v4/accounts/{path_segment(self.account_id)}/workflows",
+            params=[("per_page", "1")],
+        )
+
+    def execution_url(self, workflow: str, execution_id: str) -> str:
+        return (
+            f"https://dash.cloudflare.com/{path_segment(self.account_id)}/workers/workflows/"
+            f"{path_segment(workflow)}/instance/{path_segment(execution_id)}"
+        )
+
+    # {"success": false, "errors": [{"code": 10000, "message": "Authentication error"}]}
+    def error_details(self, response: ApiResponse) -> ErrorDetails:
+        body = response.json()
+        errors = body.get("errors") if isinstance(body, dict) else None
+        ray = response.header("cf-ray")
+        if not errors:
+            return ErrorDetails(message=f"HTTP {response.status} with no error detail", tracking_id=ray)
+        codes = [str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code") is not None]
+        messages = [str(e.get("message")) if isinstance(e, dict) else str(e) for e in errors]
+        return ErrorDetails(message="; ".join(messages), code=",".join(codes) or None, tracking_id=ray)
+
+
+def _result(response: ApiResponse) -> Any:
+    body = response.json()
+    return body.get("result") if isinstance(body, dict) else None
+
+
+def _error_text(error: Mapping[str, Any] | None) -> str | None:
+    if not error:
+        return None
+    name, message = error.get("name"), error.get("message")
+    return f"{name}: {message}" if name and message else str(message or name)
+
+
+class CloudflareWorkflowsHook(BaseWorkflowsHook):
+    """Run Cloudflare Workflows.
+
+    Connection: extra ``account_id``; password = API token (Bearer), or login = email and
+    password = Global API Key for the legacy scheme.
+    """
+
+    connection_form = CLOUDFLARE
+    default_conn_name = "cloudflare_workflows_default"
+
+    @classmethod
+    def build_api(cls, conn: Any, extra: Mapping[str, Any]) -> CloudflareApi:
+        return CloudflareApi(
+            account_id=extra.get("account_id"),
+            api_token=conn.password,
+            email=conn.login,
+            settings=ClientSettings.from_extra(extra),
+        )
