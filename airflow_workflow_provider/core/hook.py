@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
@@ -18,7 +19,7 @@ from airflow_workflow_provider.core.errors import (
     WorkflowInputError,
     WorkflowTransportError,
 )
-from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, AsyncSender, SyncSender
+from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, AsyncSender, RetryPolicy, SyncSender
 from airflow_workflow_provider.core.models import WorkflowExecution
 from airflow_workflow_provider.core.validation import require_id, require_json_object
 
@@ -101,9 +102,9 @@ class BaseWorkflowsHook(BaseHook):
 
     # -- the send step, sync and async (the only two copies) -----------------------------------
 
-    def _call(self, request: ApiRequest, parse: Parser[T]) -> T:
+    def _call(self, request: ApiRequest, parse: Parser[T], *, retry_policy: RetryPolicy | None = None) -> T:
         api = self.api
-        for attempt in api.settings.retry_policy.retrying(request, api.vendor):
+        for attempt in (retry_policy or api.settings.retry_policy).retrying(request, api.vendor):
             with attempt:
                 response = _drive_auth_flow(api.auth_flow(request), lambda r: self._sender.send(api.base_url, r))
                 api.raise_for_error(request, response)
@@ -167,7 +168,10 @@ class BaseWorkflowsHook(BaseHook):
         try:
             api = self.api
             request = api.check_request()
-            self._call(request, lambda req, resp: None)
+            # One attempt: the person pressing "Test" wants the verdict now, not after a backoff.
+            self._call(
+                request, _ignore_body, retry_policy=dataclasses.replace(api.settings.retry_policy, max_attempts=1)
+            )
         except WorkflowInputError as exc:
             return False, f"The connection is not usable: {exc}"
         except NotFoundError:

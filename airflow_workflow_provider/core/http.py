@@ -152,10 +152,8 @@ class RetryPolicy:
         def log_retry(retry_state: tenacity.RetryCallState) -> None:
             outcome = retry_state.outcome
             log.warning(
-                "%s %s: %s; retrying in %.1f s (attempt %d of %d)",
-                vendor,
-                request.operation,
-                outcome.exception() if outcome is not None else "failed",
+                "%s; retrying in %.1f s (attempt %d of %d)",
+                outcome.exception() if outcome is not None else f"{vendor} {request.operation} failed",
                 retry_state.upcoming_sleep,
                 retry_state.attempt_number + 1,
                 self.max_attempts,
