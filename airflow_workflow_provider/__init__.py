@@ -57,5 +57,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": name, "external-doc-url": url, "tags": ["service"]} for name, url, _ in INTEGRATIONS
         ],
         "hooks": _modules("hooks"),
+        "operators": _modules("operators"),
+        "sensors": _modules("sensors"),
+        "triggers": _modules("triggers"),
+        "extra-links": [
+            "airflow_workflow_provider.links.DatadogWorkflowInstanceLink",
+            "airflow_workflow_provider.links.CloudflareWorkflowInstanceLink",
+            "airflow_workflow_provider.links.SailPointWorkflowExecutionLink",
+        ],
         "connection-types": [form.provider_info(declarative=declarative) for form in FORMS],
     }

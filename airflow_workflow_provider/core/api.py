@@ -144,9 +144,17 @@ class VendorApi(ABC):
     def execution_url(self, workflow: str, execution_id: str) -> str:
         """Where a person sees the execution in the vendor's UI."""
 
-    def check_succeeded(self, request: ApiRequest, response: ApiResponse) -> None:
-        """``test_connection``'s verdict on the check call's answer; raises the mapped error if it failed."""
-        self.raise_for_error(request, response)
+    def failure_detail_request(self, execution: WorkflowExecution) -> ApiRequest | None:
+        """A further call that tells why ``execution`` failed, for vendors whose status alone does not."""
+        return None
+
+    def parse_failure_detail(
+        self, request: ApiRequest, response: ApiResponse, execution: WorkflowExecution
+    ) -> WorkflowExecution:
+        return execution
+
+    # Whether a 404 from ``check_request`` still proves the credentials (the check names a made-up id).
+    check_target_may_be_missing: ClassVar[bool] = False
 
     # -- errors ------------------------------------------------------------------------------------
 

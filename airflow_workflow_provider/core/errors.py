@@ -144,3 +144,15 @@ def error_class_for_status(status_code: int) -> type[WorkflowApiError]:
     if status_code >= 400:
         return BadRequestError
     return WorkflowApiError
+
+
+class WorkflowExecutionFailed(WorkflowProviderError):
+    """A workflow execution ended failed or canceled; the message carries the vendor's reason."""
+
+    def __init__(self, message: str, execution: dict | None = None) -> None:
+        self.execution = execution
+        super().__init__(message)
+
+
+class WorkflowWaitTimeout(WorkflowProviderError):
+    """The wait for an execution ran out of time (the execution was canceled if so configured)."""

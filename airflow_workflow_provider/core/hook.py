@@ -145,6 +145,26 @@ class BaseWorkflowsHook(BaseHook):
         self._call(request, _ignore_body)
         self.log.info("%s canceled execution %s of workflow %s", self.api.vendor, execution_id, workflow)
 
+    async def acancel_execution(self, workflow: str, execution_id: str) -> None:
+        api = await self.get_async_api()
+        request = api.cancel_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
+        await self._acall(request, _ignore_body, api)
+        self.log.info("%s canceled execution %s of workflow %s", api.vendor, execution_id, workflow)
+
+    def explain_failure(self, execution: WorkflowExecution) -> WorkflowExecution:
+        """The execution with the vendor's failing step and error filled in, where a further call can tell.
+
+        Best effort: the execution already failed, and not being able to say why must not hide that.
+        """
+        request = self.api.failure_detail_request(execution) if execution.state.is_failure else None
+        if request is None:
+            return execution
+        try:
+            return self._call(request, lambda req, resp: self.api.parse_failure_detail(req, resp, execution))
+        except WorkflowApiError as exc:
+            self.log.warning("could not read why execution %s failed: %s", execution.id, exc)
+            return execution
+
     def list_executions(self, workflow: str, **filters: Any) -> Iterator[WorkflowExecution]:
         """Every execution of ``workflow`` matching the vendor's ``filters``, fetched page by page as consumed."""
         require_id("workflow", workflow)
@@ -174,9 +194,11 @@ class BaseWorkflowsHook(BaseHook):
             )
         except WorkflowInputError as exc:
             return False, f"The connection is not usable: {exc}"
-        except NotFoundError:
-            # The check asks for something that need not exist; a 404 still proves the credentials work.
-            return True, f"Connected to {self.api.vendor}: credentials accepted."
+        except NotFoundError as exc:
+            if self.api.check_target_may_be_missing:
+                # The check asks for something that need not exist; a 404 still proves the credentials work.
+                return True, f"Connected to {self.api.vendor}: credentials accepted."
+            return False, f"{self.api.vendor} does not know the account or tenant in this connection: {exc}"
         except AuthenticationError as exc:
             return False, f"{self.api.vendor} refused the credentials (bad or expired key/secret): {exc}"
         except PermissionDeniedError as exc:

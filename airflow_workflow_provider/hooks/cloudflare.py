@@ -181,6 +181,17 @@ class CloudflareApi(VendorApi):
             raw=result,
         )
 
+    def failure_detail_request(self, execution: WorkflowExecution) -> ApiRequest | None:
+        # Polls use simple=true; the steps (and so the failing one) come only with the full answer.
+        if execution.failing_step or execution.steps:
+            return None
+        return self.get_request(execution.workflow, execution.id, include_steps=True)
+
+    def parse_failure_detail(
+        self, request: ApiRequest, response: ApiResponse, execution: WorkflowExecution
+    ) -> WorkflowExecution:
+        return self.parse_execution(request, response)
+
     # PATCH .../instances/{instance_id}/status  {"status": "terminate"}
     def cancel_request(self, workflow: str, execution_id: str) -> ApiRequest:
         return self.request(

@@ -85,6 +85,7 @@ def normalize_site(value: str | None) -> str:
 class DatadogApi(VendorApi):
     vendor = "Datadog"
     status_map = DATADOG_STATUSES
+    check_target_may_be_missing = True
 
     def __init__(self, *, site: str, api_key: str, application_key: str, settings: ClientSettings) -> None:
         self.site = normalize_site(site)

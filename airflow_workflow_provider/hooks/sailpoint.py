@@ -205,6 +205,33 @@ class SailPointApi(VendorApi):
             raw=dict(item),
         )
 
+    # GET /v3/workflow-executions/{id}/history : the events that say which step failed and why
+    def failure_detail_request(self, execution: WorkflowExecution) -> ApiRequest | None:
+        return self.request(
+            "get_execution_history", "GET", self._path(f"/workflow-executions/{path_segment(execution.id)}/history")
+        )
+
+    def parse_failure_detail(
+        self, request: ApiRequest, response: ApiResponse, execution: WorkflowExecution
+    ) -> WorkflowExecution:
+        events = response.json()
+        if not isinstance(events, list):
+            return execution
+        step, error = None, None
+        for event in events:
+            if not isinstance(event, dict) or "Failed" not in str(event.get("type", "")):
+                continue
+            attributes = event.get("attributes") or {}
+            step = step or attributes.get("displayName") or attributes.get("stepId")
+            error = error or _history_error(attributes)
+        return execution.model_copy(
+            update={
+                "failing_step": step or execution.failing_step,
+                "error_message": error or execution.error_message,
+                "steps": [e for e in events if isinstance(e, dict)],
+            }
+        )
+
     # POST /v3/workflow-executions/{id}/cancel  -> 204
     def cancel_request(self, workflow: str, execution_id: str) -> ApiRequest:
         return self.request(
@@ -272,6 +299,16 @@ class SailPointApi(VendorApi):
             code=body.get("detailCode") or (body.get("error") if "error_description" in body else None),
             tracking_id=body.get("trackingId"),
         )
+
+
+def _history_error(attributes: Mapping[str, Any]) -> str | None:
+    for key in ("error", "failureReason", "reason", "message"):
+        value = attributes.get(key)
+        if isinstance(value, dict):
+            value = value.get("message") or value.get("error")
+        if value:
+            return str(value)
+    return None
 
 
 def _iso(field: str, value: Any) -> str:

@@ -1,0 +1,30 @@
+"""The one event schema that triggers send and operators and sensors read.
+
+Kept free of heavy imports: operator modules import it while a DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+EventStatus = Literal["success", "failure", "reached", "timeout", "error"]
+# success: the execution succeeded; failure: it failed or was canceled; reached: it entered one of the
+# states the caller asked to stop at (e.g. Cloudflare "waiting"); timeout: the wait ran out; error: the
+# vendor API could not be asked.
+
+
+def execution_event(
+    status: EventStatus,
+    *,
+    workflow: str,
+    execution_id: str,
+    message: str,
+    execution: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "workflow": workflow,
+        "execution_id": execution_id,
+        "message": message,
+        "execution": execution,
+    }

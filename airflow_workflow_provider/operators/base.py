@@ -1,0 +1,294 @@
+"""What the run operators and the sensors of all three vendors share.
+
+The story of a run, as the dbt Cloud operator tells it: start, push the id to XCom, wait or
+defer, turn the outcome into a result or a failure, cancel when killed. Retries are durable:
+the execution id is kept in Airflow's ``task_state_store`` (3.3+), so a retry reattaches to a
+live execution instead of starting a second one.
+
+This module is imported while DAG files are parsed: the hooks, the HTTP stack and pydantic
+are imported only when a task runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import AirflowTaskTimeout, BaseOperator, ResumableJobMixin, conf
+
+from airflow_workflow_provider.core.errors import WorkflowExecutionFailed, WorkflowInputError, WorkflowWaitTimeout
+from airflow_workflow_provider.core.states import ExecutionState
+from airflow_workflow_provider.core.validation import require_positive_number
+from airflow_workflow_provider.links import EXECUTION_URL_KEY
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_workflow_provider.core.hook import BaseWorkflowsHook
+    from airflow_workflow_provider.core.models import WorkflowExecution
+
+EXECUTION_ID_KEY = "execution_id"
+NOT_FOUND = "not_found"
+# Our own deadline fires this much before Airflow's execution_timeout, so that the remote
+# execution can still be canceled (Airflow's own deferral timeout gives the operator no say).
+TIMEOUT_MARGIN = 5.0
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    return getattr(import_module(module), name)
+
+
+class ExecutionFollower:
+    """Waiting, deferring and judging the outcome: shared by the run operators and the sensors."""
+
+    hook_class_path: ClassVar[str]
+    trigger_class_path: ClassVar[str]
+
+    conn_id: str
+    workflow: str
+    poll_interval: float
+    timeout: float | None
+    cancel_on_kill: bool
+    stop_states: tuple[str, ...]
+    log: Any
+
+    @cached_property
+    def hook(self) -> BaseWorkflowsHook:
+        return _load(self.hook_class_path)(conn_id=self.conn_id)
+
+    def _publish(self, context: Context, execution_id: str) -> None:
+        """The id and the UI link go to XCom as soon as they are known, before any wait."""
+        self._execution_id = execution_id
+        ti = context["ti"]
+        ti.xcom_push(key=EXECUTION_ID_KEY, value=execution_id)
+        ti.xcom_push(key=EXECUTION_URL_KEY, value=self.hook.execution_url(self.workflow, execution_id))
+
+    def _deadline(self, context: Context) -> float | None:
+        """Wall-clock end of the wait: our ``timeout``, or just before the task's ``execution_timeout``."""
+        candidates = []
+        if self.timeout is not None:
+            candidates.append(time.time() + self.timeout)
+        execution_timeout: timedelta | None = getattr(self, "execution_timeout", None)
+        start_date = getattr(context.get("ti"), "start_date", None)
+        if execution_timeout is not None and start_date is not None:
+            candidates.append(start_date.timestamp() + execution_timeout.total_seconds() - TIMEOUT_MARGIN)
+        return min(candidates) if candidates else None
+
+    def _wait_here(self, context: Context, execution_id: str) -> dict[str, Any]:
+        """Poll from the worker until the execution ends, logging every state change."""
+        deadline = self._deadline(context)
+        started = time.monotonic()
+        last: ExecutionState | None = None
+        stop_at = {ExecutionState(s) for s in self.stop_states}
+        try:
+            while True:
+                execution = self.hook.get_execution(self.workflow, execution_id)
+                if execution.state is not last:
+                    self.log.info(
+                        "%s execution %s is %s (%s) after %.0f s",
+                        self.hook.api.vendor,
+                        execution_id,
+                        execution.state.value,
+                        execution.vendor_status,
+                        time.monotonic() - started,
+                    )
+                    last = execution.state
+                if execution.is_terminal or execution.state in stop_at:
+                    return self._outcome(execution)
+                if deadline is not None and time.time() >= deadline:
+                    self._cancel_after_timeout(execution_id)
+                    raise WorkflowWaitTimeout(
+                        f"{self.hook.api.vendor} execution {execution_id} still {execution.state.value} "
+                        f"after the wait timed out"
+                        + ("; it was canceled" if self.cancel_on_kill else "; it goes on running")
+                    )
+                sleep_for = (
+                    self.poll_interval
+                    if deadline is None
+                    else max(0.0, min(self.poll_interval, deadline - time.time()))
+                )
+                time.sleep(sleep_for)
+        except AirflowTaskTimeout:
+            # execution_timeout struck in the middle of the wait: do not leave the execution running.
+            self._cancel_after_timeout(execution_id)
+            raise
+
+    def _defer(self, context: Context, execution_id: str) -> dict[str, Any]:
+        """Check once (an execution that already ended needs no trigger), then hand the wait to the triggerer."""
+        execution = self.hook.get_execution(self.workflow, execution_id)
+        if execution.is_terminal or execution.state.value in self.stop_states:
+            return self._outcome(execution)
+        deadline = self._deadline(context)
+        trigger = _load(self.trigger_class_path)(
+            conn_id=self.conn_id,
+            workflow=self.workflow,
+            execution_id=execution_id,
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            stop_states=list(self.stop_states),
+            cancel_on_kill=self.cancel_on_kill,
+        )
+        self.log.info(
+            "%s execution %s is %s; deferring the wait", self.hook.api.vendor, execution_id, execution.state.value
+        )
+        self.defer(trigger=trigger, method_name="execute_complete")  # type: ignore[attr-defined]
+        raise AssertionError("defer() raises TaskDeferred")  # pragma: no cover
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Back from the triggerer: turn its event into the task's result or failure."""
+        status, execution_id = event.get("status"), event.get("execution_id", "")
+        self._execution_id = execution_id
+        if status in ("success", "reached"):
+            self.log.info("%s", event.get("message"))
+            return event["execution"]
+        if status == "failure":
+            execution = self.hook.get_execution(self.workflow, execution_id)
+            return self._outcome(execution)
+        if status == "timeout":
+            self._cancel_after_timeout(execution_id)
+            raise WorkflowWaitTimeout(f"{event.get('message')}" + ("; it was canceled" if self.cancel_on_kill else ""))
+        raise WorkflowExecutionFailed(f"could not follow execution {execution_id}: {event.get('message')}")
+
+    def _outcome(self, execution: WorkflowExecution) -> dict[str, Any]:
+        if execution.state.is_failure:
+            detailed = self.hook.explain_failure(execution)
+            message = (
+                f"{detailed.vendor} execution {detailed.id} of workflow {detailed.workflow} ended "
+                f"{detailed.state.value}: {detailed.describe_failure()}. See {detailed.url}"
+            )
+            self.log.error("%s", message)
+            raise self._failure(message, detailed.summary())
+        self.log.info("%s execution %s is %s", execution.vendor, execution.id, execution.state.value)
+        return execution.summary()
+
+    def _failure(self, message: str, summary: dict[str, Any]) -> Exception:
+        return WorkflowExecutionFailed(message, summary)
+
+    def _cancel_after_timeout(self, execution_id: str) -> None:
+        if self.cancel_on_kill:
+            self._cancel_quietly(execution_id)
+
+    def _cancel_quietly(self, execution_id: str) -> None:
+        from airflow_workflow_provider.core.errors import WorkflowApiError
+
+        try:
+            self.hook.cancel_execution(self.workflow, execution_id)
+        except WorkflowApiError as exc:
+            self.log.warning("could not cancel execution %s: %s", execution_id, exc)
+
+
+def _checked_wait_settings(poll_interval: Any, timeout: Any) -> tuple[float, float | None]:
+    interval = require_positive_number("poll_interval", poll_interval)
+    assert interval is not None
+    return interval, require_positive_number("timeout", timeout, allow_none=True)
+
+
+class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator):
+    """Start a workflow execution and, by default, wait until it ends.
+
+    :param workflow: the vendor's workflow id (Datadog, SailPoint) or name (Cloudflare). Templated.
+    :param payload: the input of the execution, a JSON object. Templated.
+    :param conn_id: the Airflow connection holding the credentials.
+    :param wait_for_completion: wait until the execution ends (else return once it started).
+    :param poll_interval: seconds between two status checks.
+    :param timeout: seconds to wait at most; then the execution is canceled (``cancel_on_kill``) and the task fails.
+    :param deferrable: wait in the triggerer rather than in a worker slot.
+    :param cancel_on_kill: cancel the remote execution when the task is killed or times out.
+    :param durable: on retry, reattach to the execution an earlier try started (Airflow 3.3+).
+    """
+
+    template_fields: Sequence[str] = ("workflow", "payload", "conn_id")
+    template_fields_renderers = {"payload": "json"}
+    ui_color = "#e8f0fe"
+    external_id_key = "workflow_execution_id"
+    default_conn_name: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        workflow: str,
+        payload: dict[str, Any] | None = None,
+        conn_id: str | None = None,
+        wait_for_completion: bool = True,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow = workflow
+        self.payload = payload
+        self.conn_id = conn_id or self.default_conn_name
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval, self.timeout = _checked_wait_settings(poll_interval, timeout)
+        self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
+        self.stop_states: tuple[str, ...] = ()
+        self._execution_id: str | None = None
+        self._result: dict[str, Any] | None = None
+
+    # -- vendor hooks for subclasses -------------------------------------------------------------
+
+    def start_options(self, context: Context) -> dict[str, Any]:
+        """Vendor-specific arguments of ``start_execution`` (Cloudflare instance id, SailPoint mode)."""
+        return {}
+
+    # -- ResumableJobMixin ---------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        if self.payload is not None and not isinstance(self.payload, dict):
+            raise WorkflowInputError(
+                "payload", f"must render to a JSON object (dict), got {type(self.payload).__name__}"
+            )
+        return self.execute_resumable(context)
+
+    def submit_job(self, context: Context) -> str:
+        execution_id = self.hook.start_execution(self.workflow, self.payload, **self.start_options(context))
+        self._publish(context, execution_id)
+        return execution_id
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        from airflow_workflow_provider.core.errors import NotFoundError
+
+        try:
+            execution = self.hook.get_execution(self.workflow, str(external_id))
+        except NotFoundError:
+            return NOT_FOUND
+        self.log.info("the execution %s started by an earlier try is %s", external_id, execution.state.value)
+        return execution.state.value
+
+    def is_job_active(self, status: str) -> bool:
+        return status != NOT_FOUND and not ExecutionState(status).is_terminal
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == ExecutionState.SUCCEEDED.value
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:
+        execution_id = str(external_id)
+        if self._execution_id != execution_id:  # reattached on a retry
+            self._publish(context, execution_id)
+        if not self.wait_for_completion:
+            self._result = self.hook.get_execution(self.workflow, execution_id).summary()
+        elif self.deferrable:
+            self._result = self._defer(context, execution_id)
+        else:
+            self._result = self._wait_here(context, execution_id)
+        return self._result
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        if self._result is not None:
+            return self._result
+        # Succeeded in an earlier try: publish it again, return its result, start nothing.
+        self._publish(context, str(external_id))
+        return self._outcome(self.hook.get_execution(self.workflow, str(external_id)))
+
+    def on_kill(self) -> None:
+        if self.cancel_on_kill and self._execution_id and self._result is None:
+            self.log.info("task killed: canceling execution %s", self._execution_id)
+            self._cancel_quietly(self._execution_id)

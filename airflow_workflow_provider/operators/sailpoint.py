@@ -1,0 +1,34 @@
+"""Run a SailPoint Identity Security Cloud workflow from a DAG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_workflow_provider.links import SailPointWorkflowExecutionLink
+from airflow_workflow_provider.operators.base import BaseRunWorkflowOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SailPointRunWorkflowOperator(BaseRunWorkflowOperator):
+    """Run a SailPoint workflow with ``payload`` as its ``input``.
+
+    :param mode: ``external`` runs an enabled workflow through its External Trigger (the
+        connection must hold that trigger's OAuth client); ``test`` runs a disabled workflow.
+        None takes the connection's ``start_mode`` extra (default ``external``).
+    """
+
+    template_fields: Sequence[str] = (*BaseRunWorkflowOperator.template_fields, "mode")
+    hook_class_path = "airflow_workflow_provider.hooks.sailpoint.SailPointWorkflowsHook"
+    trigger_class_path = "airflow_workflow_provider.triggers.sailpoint.SailPointWorkflowTrigger"
+    default_conn_name = "sailpoint_workflows_default"
+    operator_extra_links = (SailPointWorkflowExecutionLink(),)
+
+    def __init__(self, *, mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def start_options(self, context: Context) -> dict[str, Any]:
+        return {"mode": self.mode} if self.mode else {}

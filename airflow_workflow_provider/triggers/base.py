@@ -1,0 +1,116 @@
+"""One trigger that follows an execution with the hook's async method until it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_workflow_provider.core.events import execution_event
+from airflow_workflow_provider.core.states import ExecutionState
+
+
+class WorkflowExecutionTrigger(BaseTrigger):
+    """Polls one execution and fires a single event when it is terminal (or reaches ``stop_states``).
+
+    ``deadline`` is wall-clock time (epoch seconds): the trigger may move between triggerer
+    processes, so a monotonic clock would not survive the move. Every trigger in a triggerer
+    shares that event loop's HTTP connection pool (see ``core.http.shared_async_session``).
+    """
+
+    hook_class_path: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        workflow: str,
+        execution_id: str,
+        poll_interval: float = 10.0,
+        deadline: float | None = None,
+        stop_states: list[str] | tuple[str, ...] = (),
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.workflow = workflow
+        self.execution_id = execution_id
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+        self.stop_states = tuple(stop_states)
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "conn_id": self.conn_id,
+                "workflow": self.workflow,
+                "execution_id": self.execution_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "stop_states": list(self.stop_states),
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _hook(self) -> Any:
+        from importlib import import_module
+
+        module, _, name = self.hook_class_path.rpartition(".")
+        return getattr(import_module(module), name)(conn_id=self.conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_workflow_provider.core.errors import WorkflowProviderError
+
+        hook = self._hook()
+        stop_at = {ExecutionState(s) for s in self.stop_states}
+        ids = {"workflow": self.workflow, "execution_id": self.execution_id}
+        try:
+            while True:
+                execution = await hook.aget_execution(self.workflow, self.execution_id)
+                if execution.is_terminal:
+                    status = "success" if execution.succeeded else "failure"
+                    message = f"execution {self.execution_id} ended {execution.state.value}"
+                    yield TriggerEvent(execution_event(status, message=message, execution=execution.summary(), **ids))
+                    return
+                if execution.state in stop_at:
+                    message = f"execution {self.execution_id} is {execution.state.value}"
+                    yield TriggerEvent(
+                        execution_event("reached", message=message, execution=execution.summary(), **ids)
+                    )
+                    return
+                if self.deadline is not None and time.time() + self.poll_interval > self.deadline:
+                    remaining = self.deadline - time.time()
+                    if remaining <= 0:
+                        message = (
+                            f"execution {self.execution_id} still {execution.state.value} when the timeout ran out"
+                        )
+                        yield TriggerEvent(
+                            execution_event("timeout", message=message, execution=execution.summary(), **ids)
+                        )
+                        return
+                    await asyncio.sleep(remaining)
+                    continue
+                self.log.debug("execution %s is %s", self.execution_id, execution.state.value)
+                await asyncio.sleep(self.poll_interval)
+        except WorkflowProviderError as exc:
+            yield TriggerEvent(execution_event("error", message=str(exc), **ids))
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task (Airflow 3.3+): cancel the remote execution too.
+
+        Not done in ``cleanup()``, which also runs when the triggerer restarts or hands the
+        trigger to another triggerer: the execution must go on then.
+        """
+        if not self.cancel_on_kill:
+            return
+        from airflow_workflow_provider.core.errors import WorkflowApiError
+
+        try:
+            await self._hook().acancel_execution(self.workflow, self.execution_id)
+        except WorkflowApiError as exc:
+            self.log.warning("could not cancel execution %s: %s", self.execution_id, exc)
