@@ -8,11 +8,12 @@ sync and async senders below turn it into bytes on the wire and back into an :cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -250,30 +251,52 @@ def _is_connect_failure(exc: BaseException) -> bool:
 
 
 # One aiohttp session per event loop: triggers running in one triggerer share its connection
-# pool instead of opening a session (and TCP connections) per poll.
-_ASYNC_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
-    weakref.WeakKeyDictionary()
-)
+# pool instead of opening a session (and TCP connections) per poll. Triggers hold a lease while
+# they run; the last one out closes the session, so a loop that ends leaves nothing open.
+@dataclass
+class _LoopSession:
+    session: aiohttp.ClientSession
+    leases: int = 0
+
+
+_ASYNC_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSession] = weakref.WeakKeyDictionary()
 CONNECTIONS_PER_HOST = 20
 
 
-def shared_async_session() -> aiohttp.ClientSession:
+def _loop_session() -> _LoopSession:
     import aiohttp
 
     loop = asyncio.get_running_loop()
-    session = _ASYNC_SESSIONS.get(loop)
-    if session is None or session.closed:
+    entry = _ASYNC_SESSIONS.get(loop)
+    if entry is None or entry.session.closed:
         connector = aiohttp.TCPConnector(limit=200, limit_per_host=CONNECTIONS_PER_HOST)
-        session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
-        _ASYNC_SESSIONS[loop] = session
-    return session
+        entry = _LoopSession(aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}))
+        _ASYNC_SESSIONS[loop] = entry
+    return entry
+
+
+def shared_async_session() -> aiohttp.ClientSession:
+    return _loop_session().session
+
+
+@contextlib.asynccontextmanager
+async def async_session_lease() -> AsyncIterator[None]:
+    """Keep this loop's shared session open while the block runs; close it when the last lease ends."""
+    entry = _loop_session()
+    entry.leases += 1
+    try:
+        yield
+    finally:
+        entry.leases -= 1
+        if entry.leases == 0:
+            await close_shared_async_session()
 
 
 async def close_shared_async_session() -> None:
     """Close this event loop's shared session (tests and short-lived loops call this at the end)."""
-    session = _ASYNC_SESSIONS.pop(asyncio.get_running_loop(), None)
-    if session is not None:
-        await session.close()
+    entry = _ASYNC_SESSIONS.pop(asyncio.get_running_loop(), None)
+    if entry is not None:
+        await entry.session.close()
 
 
 class AsyncSender:

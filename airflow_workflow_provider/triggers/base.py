@@ -64,6 +64,13 @@ class WorkflowExecutionTrigger(BaseTrigger):
         return getattr(import_module(module), name)(conn_id=self.conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_workflow_provider.core.http import async_session_lease
+
+        async with async_session_lease():
+            async for event in self._follow():
+                yield event
+
+    async def _follow(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.errors import WorkflowProviderError
 
         hook = self._hook()
@@ -109,8 +116,10 @@ class WorkflowExecutionTrigger(BaseTrigger):
         if not self.cancel_on_kill:
             return
         from airflow_workflow_provider.core.errors import WorkflowApiError
+        from airflow_workflow_provider.core.http import async_session_lease
 
         try:
-            await self._hook().acancel_execution(self.workflow, self.execution_id)
+            async with async_session_lease():
+                await self._hook().acancel_execution(self.workflow, self.execution_id)
         except WorkflowApiError as exc:
             self.log.warning("could not cancel execution %s: %s", self.execution_id, exc)

@@ -168,7 +168,9 @@ def test_base_url_override_is_checked(url: str) -> None:
         require_base_url("extra.base_url", url)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/datadog", "http://localhost:1", "http://[::1]:2", "https://p.example.com/"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/datadog", "http://localhost:1", "http://[::1]:2", "https://p.example.com/"]
+)
 def test_base_url_override_allowed(url: str) -> None:
     assert not require_base_url("extra.base_url", url).endswith("/")
 
@@ -241,7 +243,9 @@ def test_sailpoint_error_envelopes() -> None:
     expired = api.error_for(REQUEST, answer(401, {"error": "JWT validation failed: JWT is expired"}))
     assert isinstance(expired, AuthenticationError) and "JWT is expired" in expired.message
     limited = api.error_for(REQUEST, answer(429, {"message": "Rate Limit Exceeded"}, headers={"retry-after": "3"}))
-    assert isinstance(limited, RateLimitedError) and limited.retry_after == 3 and limited.message == "Rate Limit Exceeded"
+    assert (
+        isinstance(limited, RateLimitedError) and limited.retry_after == 3 and limited.message == "Rate Limit Exceeded"
+    )
     server = api.error_for(REQUEST, answer(502, b"<html>bad gateway</html>"))
     assert isinstance(server, ServerError) and "not valid JSON" in server.message
 
