@@ -17,7 +17,7 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.environ["AIR
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
-from airflow_workflow_provider.testing.emulator import EmulatorCredentials, WorkflowEmulator  # noqa: E402
+from airflow_workflow_provider.testing.emulator import EmulatorCredentials, WorkflowEmulator
 
 # Fast retries: the policy is the same, only the waits are short.
 FAST_RETRIES = {"retry_initial_backoff": 0.01, "retry_max_backoff": 0.05, "max_retry_seconds": 20, "read_timeout": 5}

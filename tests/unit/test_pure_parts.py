@@ -109,7 +109,7 @@ def test_datadog_gov_sites_are_refused(gov: str) -> None:
 
 
 def test_datadog_unknown_site_lists_the_allowed_ones() -> None:
-    with pytest.raises(WorkflowInputError, match="datadoghq.eu"):
+    with pytest.raises(WorkflowInputError, match=r"datadoghq\.eu"):
         normalize_site("datadoghq.org")
 
 
@@ -213,7 +213,7 @@ def test_datadog_error_envelopes() -> None:
     assert isinstance(objects, NotFoundError) and objects.code == "INSTANCE_NOT_FOUND" and objects.message == "gone"
     limited = api.error_for(REQUEST, answer(429, {"errors": ["slow down"]}, headers={"x-ratelimit-reset": "7"}))
     assert isinstance(limited, RateLimitedError) and limited.retry_after == 7
-    assert "Datadog get_execution failed: HTTP 404 [INSTANCE_NOT_FOUND] gone" == str(objects)
+    assert str(objects) == "Datadog get_execution failed: HTTP 404 [INSTANCE_NOT_FOUND] gone"
 
 
 def test_cloudflare_error_envelope() -> None:
