@@ -1125,3 +1125,25 @@ def test_fixture_plugin(workflow_emulator: WorkflowEmulator) -> None:
     body = requests.get(f"{workflow_emulator.url}/_emulator/health", timeout=5).json()
     assert body == {"status": "ok"}
     assert json.loads(json.dumps(workflow_emulator.executions("datadog"))) == []
+
+
+def test_list_workflows_endpoints_for_test_connection(
+    emu: WorkflowEmulator, http: requests.Session, sp: Callable[..., requests.Response]
+) -> None:
+    # Beyond the spec: the hooks' test_connection lists workflows, the cheapest authenticated call.
+    accounts = f"{emu.base_url('cloudflare')}/client/v4/accounts"
+    empty = http.get(f"{accounts}/{CREDS.cloudflare_account_id}/workflows", headers=CF_HEADERS)
+    assert empty.status_code == 200
+    assert empty.json()["result"] == [] and empty.json()["result_info"]["total_count"] == 0
+    http.post(cf_url(emu, "nightly"), json={}, headers=CF_HEADERS)
+    listed = http.get(f"{accounts}/{CREDS.cloudflare_account_id}/workflows", headers=CF_HEADERS).json()
+    assert [w["name"] for w in listed["result"]] == ["nightly"]
+    assert http.get(f"{accounts}/{CREDS.cloudflare_account_id}/workflows").status_code == 403
+    assert http.get(f"{accounts}/elsewhere/workflows", headers=CF_HEADERS).status_code == 404
+
+    emu.script("sailpoint", "disabled-wf", WorkflowScript(enabled=False))
+    workflows = sp("GET", "/v3/workflows", params={"limit": 1, "count": "true"})
+    assert workflows.status_code == 200 and workflows.headers["X-Total-Count"] == "1"
+    assert workflows.json() == [{"id": "disabled-wf", "name": "disabled-wf", "enabled": False}]
+    assert http.get(f"{emu.base_url('sailpoint')}/v3/workflows").status_code == 401
+    assert [r.operation for r in emu.requests][-1] == "list_workflows"
