@@ -83,7 +83,10 @@ class BaseWorkflowsHook(BaseHook):
         if self._async_api is None:
             from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
-            conn = await get_async_connection(self.conn_id, hook=self)
+            try:
+                conn = await get_async_connection(self.conn_id, hook=self)
+            except Exception as exc:
+                conn = await _connection_for_inline_triggers(self, exc)
             extra = await get_async_extra_dejson(conn)
             self._async_api = self._build_api_checked(conn, extra)
         return self._async_api
@@ -228,6 +231,24 @@ async def _adrive_auth_flow(flow: AuthFlow, send: Callable[[ApiRequest], Awaitab
             outgoing = flow.send(response)
         except StopIteration as done:
             return done.value
+
+
+async def _connection_for_inline_triggers(hook: BaseWorkflowsHook, lookup_error: Exception) -> Any:
+    """Look the connection up in a worker thread where Airflow cannot do it asynchronously.
+
+    ``dag.test()`` and ``airflow dags test`` run triggers in line with a supervisor channel that
+    has no async send (Airflow 3.3.2): the async lookup then reports every metastore connection
+    as missing. Only there do we fall back to the synchronous lookup, in a thread so that the
+    event loop is not blocked; anywhere else the original error stands.
+    """
+    from airflow.sdk.execution_time import task_runner
+
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if comms is None or hasattr(comms, "asend"):
+        raise lookup_error
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(hook.get_connection)(hook.conn_id)
 
 
 def _ignore_body(request: ApiRequest, response: ApiResponse) -> None:

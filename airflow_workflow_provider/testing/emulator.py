@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import dataclasses
 import hmac
@@ -57,7 +58,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 VENDORS: tuple[str, ...] = ("datadog", "cloudflare", "sailpoint")
-OPERATIONS: tuple[str, ...] = ("token", "start", "get", "cancel", "list", "history", "status", "event", "any")
+OPERATIONS: tuple[str, ...] = (
+    "token",
+    "start",
+    "get",
+    "cancel",
+    "list",
+    "history",
+    "status",
+    "event",
+    "list_workflows",  # beyond the spec: the cheap call hooks use for test_connection
+    "any",
+)
 FAULTS: tuple[str, ...] = (
     "429",
     "500",
@@ -130,6 +142,7 @@ _SP_JWT_ERROR = "JWT validation failed: JWT is expired"
 _SP_FILTER_CLAUSE = re.compile(r'\s*(\w+)\s+(\w+)\s+"([^"]*)"\s*')
 _SP_FILTER_AND = re.compile(r"and\s+", re.IGNORECASE)
 _NO_BODY = object()
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -342,7 +355,11 @@ class _Execution:
         result: list[tuple[str, str, datetime, datetime | None]] = []
         for index, name in enumerate(names):
             begin = self.run_start + span * index / len(names)
-            finish = self.script.duration if index == len(names) - 1 else self.run_start + span * (index + 1) / len(names)
+            finish = (
+                self.script.duration
+                if index == len(names) - 1
+                else self.run_start + span * (index + 1) / len(names)
+            )
             if elapsed < begin:
                 break
             begin_mono = self.instant(begin)
@@ -357,6 +374,10 @@ class _Execution:
             else:
                 result.append((name, _RUNNING, start, None))
         return result
+
+    def sort_key(self) -> tuple[int, int]:
+        """Creation time in whole microseconds, then creation order: the listing order, exact for cursors."""
+        return (self.created_wall - _EPOCH) // timedelta(microseconds=1), self.seq
 
     def output(self) -> Any:
         if self.script.output is not None:
@@ -422,7 +443,9 @@ class WorkflowEmulator:
     All state sits behind one ``threading.Lock``: the server thread and the test's thread both touch it.
     """
 
-    def __init__(self, credentials: EmulatorCredentials | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, credentials: EmulatorCredentials | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         # The emulator accepts well-known credentials, so it must never be reachable from another machine.
         if not _is_loopback(host):
             raise ValueError(f"refusing to listen on non-loopback host {host!r}")
@@ -444,12 +467,14 @@ class WorkflowEmulator:
         self._runner: web.AppRunner | None = None
         self._bound: tuple[str, int] | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> WorkflowEmulator:
         if self._thread is not None:
             raise RuntimeError("emulator already started")
         # Binding here, in the caller's thread, makes an unusable address fail start() directly.
-        family, _, _, _, address = socket.getaddrinfo(self._host, self._requested_port, type=socket.SOCK_STREAM)[0]
+        family, _, _, _, address = socket.getaddrinfo(
+            self._host, self._requested_port, type=socket.SOCK_STREAM
+        )[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -466,8 +491,8 @@ class WorkflowEmulator:
         try:
             asyncio.run_coroutine_threadsafe(self._serve(sock), loop).result(timeout=30)
         except BaseException:
+            self.stop()
             sock.close()
-            self._halt()
             raise
         return self
 
@@ -526,7 +551,7 @@ class WorkflowEmulator:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handle_signals=False)
         await runner.setup()
         self._runner = runner
-        await web.SockSite(runner, sock, backlog=1024, shutdown_timeout=1.0).start()
+        await web.SockSite(runner, sock, backlog=1024).start()
 
     def _halt(self) -> None:
         assert self._loop is not None and self._thread is not None
@@ -572,7 +597,7 @@ class WorkflowEmulator:
                 self._rate_limits[vendor] = _RateLimit(limit, period, time.monotonic())
 
     def executions(self, vendor: str, workflow: str | None = None) -> list[dict[str, Any]]:
-        """Snapshot (oldest first) of id, workflow, vendor status, created_at (ISO) and payload."""
+        """Snapshot, in creation order, of id, vendor, workflow, vendor status, created_at (ISO), payload."""
         self._vendor(vendor)
         with self._lock:
             now = time.monotonic()
@@ -604,12 +629,15 @@ class WorkflowEmulator:
         """Seed ``count`` executions (oldest first) for pagination tests.
 
         ``outcome`` is "success", "failure" or "canceled". With ``finished`` the executions are back-dated
-        ``spacing`` seconds apart so all are already terminal; otherwise they start now with the
-        workflow's script. ``mode`` is the SailPoint trigger ("test" or "external").
+        ``spacing`` seconds apart, the newest ``duration + spacing`` ago, so all are already terminal
+        (listings sort by creation time, so the seeds of separate calls interleave); otherwise they start
+        now with the workflow's script. ``mode`` is the SailPoint trigger ("test" or "external").
         """
         self._vendor(vendor)
         if outcome not in ("success", "failure", "canceled"):
             raise ValueError("outcome must be 'success', 'failure' or 'canceled'")
+        if count < 0 or spacing < 0:
+            raise ValueError("count and spacing must be >= 0")
         with self._lock:
             base = self._script_for(vendor, workflow)
             if outcome != "canceled":
@@ -661,7 +689,7 @@ class WorkflowEmulator:
             self._rate_limits.clear()
             self._requests.clear()
 
-    # -- state helpers (callers hold the lock) --------------------------------------------------------------
+    # -- state helpers (callers hold the lock) -----------------------------------------------------
     def _script_for(self, vendor: str, workflow: str) -> WorkflowScript:
         script = self._scripts.get((vendor, workflow))
         if script is not None:
@@ -704,9 +732,9 @@ class WorkflowEmulator:
         return self._executions.get(self._key(vendor, workflow, execution_id))
 
     def _listing(self, vendor: str, workflow: str) -> list[_Execution]:
-        """Executions of one workflow, newest first."""
+        """Executions of one workflow, newest first by creation time like the vendors sort them."""
         found = [ex for ex in self._executions.values() if ex.vendor == vendor and ex.workflow == workflow]
-        found.sort(key=lambda ex: ex.seq, reverse=True)
+        found.sort(key=_Execution.sort_key, reverse=True)
         return found
 
     def _take_fault(self, vendor: str, operation: str) -> _Fault | None:
@@ -730,16 +758,20 @@ class WorkflowEmulator:
         limit.count += 1
         return None
 
-    # -- HTTP dispatch ---------------------------------------------------------------------------------------
+    # -- HTTP dispatch -----------------------------------------------------------------------------
     def _build_routes(self) -> list[_Route]:
         dd = r"/api/v2/workflows/(?P<workflow>[^/]+)/instances"
-        cf = r"/client/v4/accounts/(?P<account>[^/]+)/workflows/(?P<workflow>[^/]+)/instances"
+        cf_workflows = r"/client/v4/accounts/(?P<account>[^/]+)/workflows"
+        cf = cf_workflows + r"/(?P<workflow>[^/]+)/instances"
         sp = r"/(?P<version>v\d+|beta)"
+        sp_wf = sp + r"/workflows/(?P<workflow>[^/]+)"
+        sp_ex = sp + r"/workflow-executions/(?P<id>[^/]+)"
         table: list[tuple[str, str, str, str, Callable[[_Call], web.Response]]] = [
             ("datadog", "POST", dd, "start", self._dd_start),
             ("datadog", "GET", dd, "list", self._dd_list),
             ("datadog", "GET", dd + r"/(?P<id>[^/]+)", "get", self._dd_get),
             ("datadog", "PUT", dd + r"/(?P<id>[^/]+)/cancel", "cancel", self._dd_cancel),
+            ("cloudflare", "GET", cf_workflows, "list_workflows", self._cf_workflows),
             ("cloudflare", "POST", cf, "start", self._cf_start),
             ("cloudflare", "POST", cf + r"/batch", "start", self._cf_batch),
             ("cloudflare", "GET", cf, "list", self._cf_list),
@@ -747,12 +779,19 @@ class WorkflowEmulator:
             ("cloudflare", "PATCH", cf + r"/(?P<id>[^/]+)/status", "status", self._cf_status),
             ("cloudflare", "POST", cf + r"/(?P<id>[^/]+)/events/(?P<event>[^/]+)", "event", self._cf_event),
             ("sailpoint", "POST", r"/oauth/token", "token", self._sp_token),
-            ("sailpoint", "POST", sp + r"/workflows/(?P<workflow>[^/]+)/test", "start", self._sp_test),
-            ("sailpoint", "POST", sp + r"/workflows/execute/external/(?P<workflow>[^/]+)", "start", self._sp_external),
-            ("sailpoint", "GET", sp + r"/workflow-executions/(?P<id>[^/]+)", "get", self._sp_get),
-            ("sailpoint", "GET", sp + r"/workflow-executions/(?P<id>[^/]+)/history", "history", self._sp_history),
-            ("sailpoint", "POST", sp + r"/workflow-executions/(?P<id>[^/]+)/cancel", "cancel", self._sp_cancel),
-            ("sailpoint", "GET", sp + r"/workflows/(?P<workflow>[^/]+)/executions", "list", self._sp_list),
+            ("sailpoint", "GET", sp + r"/workflows", "list_workflows", self._sp_workflows),
+            ("sailpoint", "POST", sp_wf + r"/test", "start", self._sp_test),
+            (
+                "sailpoint",
+                "POST",
+                sp + r"/workflows/execute/external/(?P<workflow>[^/]+)",
+                "start",
+                self._sp_external,
+            ),
+            ("sailpoint", "GET", sp_ex, "get", self._sp_get),
+            ("sailpoint", "GET", sp_ex + r"/history", "history", self._sp_history),
+            ("sailpoint", "POST", sp_ex + r"/cancel", "cancel", self._sp_cancel),
+            ("sailpoint", "GET", sp_wf + r"/executions", "list", self._sp_list),
         ]
         return [_Route(v, m, re.compile(p + "$"), op, h) for v, m, p, op, h in table]
 
@@ -783,9 +822,11 @@ class WorkflowEmulator:
         status: int | None = None
         try:
             body = await request.read()
-            if route is not None and route.handler == self._cf_status:
+            if route is not None and route.vendor == "cloudflare" and route.operation == "status":
                 operation = self._cf_status_operation(body)
-            call = _Call(vendor, operation, request.method, raw_path, params, request.query, request.headers, body)
+            call = _Call(
+                vendor, operation, request.method, raw_path, params, request.query, request.headers, body
+            )
             response = await self._vendor_call(route, call, path_known)
             if response is None:
                 return self._drop(request)
@@ -892,7 +933,9 @@ class WorkflowEmulator:
         if vendor == "cloudflare":
             body = {
                 "success": False,
-                "errors": [{"code": 971, "message": "Please wait and consider throttling your request speed"}],
+                "errors": [
+                    {"code": 971, "message": "Please wait and consider throttling your request speed"}
+                ],
                 "messages": [],
                 "result": None,
             }
@@ -930,19 +973,26 @@ class WorkflowEmulator:
             return _json(exc.status, {"errors": [exc.message]})
         if vendor == "cloudflare":
             code = exc.code if isinstance(exc.code, int) else _CF_DEFAULT_CODES.get(exc.status, 10000)
-            body = {"success": False, "errors": [{"code": code, "message": exc.message}], "messages": [], "result": None}
+            body = {
+                "success": False,
+                "errors": [{"code": code, "message": exc.message}],
+                "messages": [],
+                "result": None,
+            }
             return _json(exc.status, body)
         if exc.status == 401:
             return _json(401, {"error": exc.message})
         body = {
-            "detailCode": _SP_DETAIL_CODES.get(exc.status, f"{exc.status} {http.HTTPStatus(exc.status).phrase}"),
+            "detailCode": _SP_DETAIL_CODES.get(
+                exc.status, f"{exc.status} {http.HTTPStatus(exc.status).phrase}"
+            ),
             "trackingId": uuid.uuid4().hex,
             "messages": [{"locale": "en-US", "localeOrigin": "DEFAULT", "text": exc.message}],
             "causes": [],
         }
         return _json(exc.status, body)
 
-    # -- authentication (lock held) --------------------------------------------------------------------------
+    # -- authentication (lock held) ----------------------------------------------------------------
     def _authenticate(self, call: _Call) -> web.Response | None:
         creds = self.credentials
         headers = call.headers
@@ -966,8 +1016,8 @@ class WorkflowEmulator:
             if call.params.get("account") != creds.cloudflare_account_id:
                 raise _ApiError(
                     404,
-                    f"Could not route to {call.path.removeprefix('/cloudflare')}, perhaps your object identifier "
-                    "is invalid?",
+                    f"Could not route to {call.path.removeprefix('/cloudflare')}, "
+                    "perhaps your object identifier is invalid?",
                     7003,
                 )
             return None
@@ -979,7 +1029,7 @@ class WorkflowEmulator:
             return _json(401, {"error": _SP_JWT_ERROR})
         return None
 
-    # -- body helpers ---------------------------------------------------------------------------------------
+    # -- body helpers ------------------------------------------------------------------------------
     @staticmethod
     def _json_body(call: _Call, empty: Any = None) -> Any:
         if not call.body.strip():
@@ -989,7 +1039,7 @@ class WorkflowEmulator:
         except ValueError:
             raise _ApiError(400, "Bad Request") from None
 
-    # -- Datadog ----------------------------------------------------------------------------------------------
+    # -- Datadog -----------------------------------------------------------------------------------
     def _dd_start(self, call: _Call) -> web.Response:
         body = self._json_body(call, empty={})
         if not isinstance(body, dict):
@@ -1002,7 +1052,9 @@ class WorkflowEmulator:
             raise _ApiError(400, "Bad Request")
         workflow = call.params["workflow"]
         ex = self._new_execution("datadog", workflow, payload)
-        return _json(200, {"data": {"id": ex.id, "type": "workflow_instances"}, "meta": {"workflowId": workflow}})
+        return _json(
+            200, {"data": {"id": ex.id, "type": "workflow_instances"}, "meta": {"workflowId": workflow}}
+        )
 
     def _dd_attributes(self, ex: _Execution, call: _Call, with_steps: bool) -> dict[str, Any]:
         phase = ex.phase(call.now)
@@ -1051,7 +1103,11 @@ class WorkflowEmulator:
         phases = [ex.phase(call.now) for ex in everything]
         page = everything[number * size : (number + 1) * size]
         data = [
-            {"id": ex.id, "type": "workflow_instances", "attributes": self._dd_attributes(ex, call, with_steps=False)}
+            {
+                "id": ex.id,
+                "type": "workflow_instances",
+                "attributes": self._dd_attributes(ex, call, with_steps=False),
+            }
             for ex in page
         ]
         meta = {
@@ -1074,7 +1130,7 @@ class WorkflowEmulator:
         ex.canceled_mono = call.now
         return _json(200, {})
 
-    # -- Cloudflare -------------------------------------------------------------------------------------------
+    # -- Cloudflare --------------------------------------------------------------------------------
     def _cf_ids(self, workflow: str) -> tuple[str, str]:
         """Stable (workflow_id, version_id) per workflow name, like a deployed workflow has."""
         if workflow not in self._cf_workflow_ids:
@@ -1133,6 +1189,34 @@ class WorkflowEmulator:
         created = [self._new_execution("cloudflare", workflow, p, execution_id=i) for i, p in validated]
         return self._cf_ok([self._cf_created(call, ex) for ex in created])
 
+    def _known_workflows(self, vendor: str) -> list[str]:
+        """Workflows the emulator has heard of (scripted or executed), in first-seen order."""
+        names = [workflow for v, workflow in self._scripts if v == vendor]
+        names += [ex.workflow for ex in self._executions.values() if ex.vendor == vendor]
+        return list(dict.fromkeys(names))
+
+    def _cf_workflows(self, call: _Call) -> web.Response:
+        """GET .../workflows: Cloudflare's list of deployed workflows (page/per_page pagination)."""
+        per_page = _int_param(call.query, "per_page", 10)
+        page = _int_param(call.query, "page", 1)
+        if not 1 <= per_page <= 100 or page < 1:
+            raise _ApiError(400, "per_page must be between 1 and 100 and page >= 1", 10001)
+        names = self._known_workflows("cloudflare")
+        created = _iso(datetime.now(timezone.utc))
+        result = [
+            {
+                "id": self._cf_ids(name)[0],
+                "name": name,
+                "class_name": "EmulatedWorkflow",
+                "script_name": "emulated-worker",
+                "created_on": created,
+                "modified_on": created,
+            }
+            for name in names[(page - 1) * per_page : page * per_page]
+        ]
+        info = {"count": len(result), "per_page": per_page, "page": page, "total_count": len(names)}
+        return self._cf_ok(result, info)
+
     def _cf_instance(self, call: _Call) -> _Execution:
         ex = self._find("cloudflare", call.params["workflow"], call.params["id"])
         if ex is None:
@@ -1167,7 +1251,9 @@ class WorkflowEmulator:
                     "end": _iso(end),
                     "success": True if step_phase == _SUCCEEDED else False if step_phase == _FAILED else None,
                     "output": {"step": name, "ok": True} if step_phase == _SUCCEEDED else None,
-                    "error": {"name": "Error", "message": ex.script.error_message} if step_phase == _FAILED else None,
+                    "error": {"name": "Error", "message": ex.script.error_message}
+                    if step_phase == _FAILED
+                    else None,
                 }
                 for name, step_phase, start, end in step_list
             ]
@@ -1201,21 +1287,22 @@ class WorkflowEmulator:
             and (date_end is None or ex.created_wall <= date_end)
         ]
         info: dict[str, Any] = {}
+        after: tuple[int, int] | None = None
         if cursor:
-            after_seq, cursor_direction = _decode_cursor(cursor)
+            after, cursor_direction = _decode_cursor(cursor)
             direction = direction or cursor_direction
-        else:
-            after_seq = None
         direction = direction or "desc"
         if direction == "asc":
             matching.reverse()
-        if after_seq is not None:
+        matching_after = matching
+        if after is not None:
             # Cursors mark the last item seen (not an offset), so new instances never shift later pages.
+            mark = after
             matching_after = [
-                ex for ex in matching if (ex.seq > after_seq if direction == "asc" else ex.seq < after_seq)
+                ex
+                for ex in matching
+                if (ex.sort_key() > mark if direction == "asc" else ex.sort_key() < mark)
             ]
-        else:
-            matching_after = matching
         if page_raw:
             page_number = _int_param(query, "page", 1)
             if page_number < 1:
@@ -1245,14 +1332,14 @@ class WorkflowEmulator:
                 "count": len(page),
                 "per_page": per_page,
                 "total_count": len(matching),
-                "cursor": _encode_cursor(page[-1].seq, direction) if more and page else "",
+                "cursor": _encode_cursor(page[-1].sort_key(), direction) if more and page else "",
             }
         )
         return self._cf_ok(result, info)
 
     @staticmethod
     def _cf_status_operation(body: bytes) -> str:
-        """A terminate is the "cancel" operation (faults and the log key on it); other actions are "status"."""
+        """A terminate is the "cancel" operation (faults and the log key on it); others are "status"."""
         try:
             parsed = json.loads(body) if body.strip() else None
         except ValueError:
@@ -1290,25 +1377,30 @@ class WorkflowEmulator:
     def _cf_event(self, call: _Call) -> web.Response:
         ex = self._cf_instance(call)
         payload = self._json_body(call)
-        ex.events.append({"type": call.params["event"], "payload": payload, "timestamp": _iso(ex.wall(call.now))})
+        event = {"type": call.params["event"], "payload": payload, "timestamp": _iso(ex.wall(call.now))}
+        ex.events.append(event)
         return self._cf_ok(None)
 
-    # -- SailPoint --------------------------------------------------------------------------------------------
+    # -- SailPoint ---------------------------------------------------------------------------------
     def _sp_token(self, call: _Call) -> web.Response:
         # The form carries the client secret: it is parsed here and never stored or logged.
-        form = {k: v[0] for k, v in parse_qs(call.body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        fields = parse_qs(call.body.decode("utf-8", "replace"), keep_blank_values=True)
+        form = {name: values[0] for name, values in fields.items()}
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         scheme, _, encoded = (call.headers.get("Authorization") or "").partition(" ")
         if scheme.lower() == "basic" and encoded:
             try:
-                basic_id, _, basic_secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+                decoded = base64.b64decode(encoded.strip(), validate=True).decode()
             except (binascii.Error, UnicodeDecodeError):
-                basic_id = basic_secret = ""
+                decoded = ""
+            basic_id, _, basic_secret = decoded.partition(":")
             client_id, client_secret = unquote(basic_id), unquote(basic_secret)
         if form.get("grant_type") != "client_credentials":
-            return _json(400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant type"})
+            body = {"error": "unsupported_grant_type", "error_description": "Unsupported grant type"}
+            return _json(400, body)
         creds = self.credentials
-        if not (_same(client_id, creds.sailpoint_client_id) and _same(client_secret, creds.sailpoint_client_secret)):
+        known_client = _same(client_id, creds.sailpoint_client_id)
+        if not (known_client and _same(client_secret, creds.sailpoint_client_secret)):
             return _json(401, {"error": "invalid_client", "error_description": "Bad client credentials"})
         if len(self._tokens) > 1000:
             # Long-running demos refresh tokens forever; forget the expired ones so the table stays small.
@@ -1317,8 +1409,29 @@ class WorkflowEmulator:
         ttl = creds.sailpoint_token_ttl
         self._tokens[token] = call.now + ttl
         expires_in: float | int = int(ttl) if float(ttl).is_integer() else ttl
-        body = {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": "sp:scopes:all"}
-        return _json(200, body)
+        return _json(
+            200,
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": expires_in,
+                "scope": "sp:scopes:all",
+            },
+        )
+
+    def _sp_workflows(self, call: _Call) -> web.Response:
+        """GET /{v}/workflows: SailPoint's list of workflows (limit/offset/count like every v3 list)."""
+        limit = _int_param(call.query, "limit", 250)
+        offset = _int_param(call.query, "offset", 0)
+        if not 0 <= limit <= 250 or offset < 0:
+            raise _ApiError(400, "limit must be between 0 and 250 and offset >= 0")
+        names = self._known_workflows("sailpoint")
+        result = [
+            {"id": name, "name": name, "enabled": self._script_for("sailpoint", name).enabled is not False}
+            for name in names[offset : offset + limit]
+        ]
+        wants_count = call.query.get("count", "").lower() == "true"
+        return _json(200, result, {"X-Total-Count": str(len(names))} if wants_count else None)
 
     def _sp_input(self, call: _Call) -> Any:
         body = self._json_body(call, empty={})
@@ -1367,19 +1480,18 @@ class WorkflowEmulator:
 
     def _sp_history(self, call: _Call) -> web.Response:
         ex = self._sp_execution(call)
-        events: list[dict[str, Any]] = [
-            {"type": "WorkflowExecutionStarted", "timestamp": _iso(ex.created_wall, 6), "attributes": {"input": ex.payload}}
-        ]
+        events: list[dict[str, Any]] = []
+
+        def add(kind: str, at: datetime | None, attributes: dict[str, Any]) -> None:
+            events.append({"type": kind, "timestamp": _iso(at, 6), "attributes": attributes})
+
+        add("WorkflowExecutionStarted", ex.created_wall, {"input": ex.payload})
         for name, step_phase, start, end in ex.steps(call.now):
-            events.append(
-                {"type": "ActivityTaskScheduled", "timestamp": _iso(start, 6), "attributes": {"displayName": name}}
-            )
+            add("ActivityTaskScheduled", start, {"displayName": name})
             if step_phase == _SUCCEEDED:
-                attributes = {"displayName": name, "result": {"step": name, "ok": True}}
-                events.append({"type": "ActivityTaskCompleted", "timestamp": _iso(end, 6), "attributes": attributes})
+                add("ActivityTaskCompleted", end, {"displayName": name, "result": {"step": name, "ok": True}})
             elif step_phase == _FAILED:
-                attributes = {"displayName": name, "error": ex.script.error_message}
-                events.append({"type": "ActivityTaskFailed", "timestamp": _iso(end, 6), "attributes": attributes})
+                add("ActivityTaskFailed", end, {"displayName": name, "error": ex.script.error_message})
         phase = ex.phase(call.now)
         closing = {
             _SUCCEEDED: ("WorkflowExecutionCompleted", {"output": ex.output()}),
@@ -1387,16 +1499,15 @@ class WorkflowEmulator:
             _CANCELED: ("WorkflowExecutionCanceled", {}),
         }.get(phase)
         if closing is not None:
-            events.append(
-                {"type": closing[0], "timestamp": _iso(ex.ended_at(call.now), 6), "attributes": closing[1]}
-            )
+            add(closing[0], ex.ended_at(call.now), closing[1])
         return _json(200, events)
 
     def _sp_cancel(self, call: _Call) -> web.Response:
         ex = self._sp_execution(call)
         phase = ex.phase(call.now)
         if phase in _TERMINAL:
-            raise _ApiError(400, f"Workflow execution {ex.id} is already {_VENDOR_STATUS['sailpoint'][phase]}")
+            status = _VENDOR_STATUS["sailpoint"][phase]
+            raise _ApiError(400, f"Workflow execution {ex.id} is already {status}")
         ex.canceled_mono = call.now
         return _json(204)
 
@@ -1413,10 +1524,11 @@ class WorkflowEmulator:
             for ex in self._listing("sailpoint", call.params["workflow"])
             if all(predicate(ex, call.now) for predicate in predicates)
         ]
-        headers = {"X-Total-Count": str(len(matching))} if call.query.get("count", "").lower() == "true" else None
+        wants_count = call.query.get("count", "").lower() == "true"
+        headers = {"X-Total-Count": str(len(matching))} if wants_count else None
         return _json(200, [self._sp_view(ex, call) for ex in matching[offset : offset + limit]], headers)
 
-    # -- control API -------------------------------------------------------------------------------------------
+    # -- control API -------------------------------------------------------------------------------
     async def _control(self, request: web.Request, sub: str) -> web.Response:
         method = request.method
         try:
@@ -1432,7 +1544,8 @@ class WorkflowEmulator:
                 vendor, workflow = body.pop("vendor"), body.pop("workflow")
                 self.script(vendor, workflow, WorkflowScript(**body))
             elif sub == "/faults" and method == "POST":
-                self.inject_fault(body.pop("vendor"), body.pop("operation"), body.pop("fault"), body.pop("times", 1), **body)
+                vendor, operation, fault = body.pop("vendor"), body.pop("operation"), body.pop("fault")
+                self.inject_fault(vendor, operation, fault, body.pop("times", 1), **body)
             elif sub == "/rate_limit" and method == "POST":
                 self.set_rate_limit(body["vendor"], int(body["limit"]), float(body.get("period", 1.0)))
             elif sub == "/revoke_tokens" and method == "POST":
@@ -1462,14 +1575,16 @@ def _same(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _encode_cursor(seq: int, direction: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": seq, "direction": direction}).encode()).decode().rstrip("=")
+def _encode_cursor(key: tuple[int, int], direction: str) -> str:
+    raw = json.dumps({"after": list(key), "direction": direction}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[int, str]:
+def _decode_cursor(cursor: str) -> tuple[tuple[int, int], str]:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(data["after"]), str(data["direction"])
+        created, seq = data["after"]
+        return (int(created), int(seq)), str(data["direction"])
     except (ValueError, TypeError, KeyError, binascii.Error):
         raise _ApiError(400, "Invalid cursor", 10001) from None
 
@@ -1545,7 +1660,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not _is_loopback(args.host):
         parser.error(f"refusing to listen on non-loopback host {args.host!r}")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=args.log_level.upper(), format=log_format)
 
     stop = threading.Event()
 
@@ -1556,20 +1672,19 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     emulator = WorkflowEmulator(host=args.host, port=args.port).start()
     try:
-        print(f"workflow emulator listening on {emulator.url}", flush=True)
+        # The file first: whoever sees the line may read the file right away.
         if args.url_file:
             _write_atomically(args.url_file, emulator.url)
-        # A timeout keeps the main thread returning to the interpreter, so signal handlers always run promptly.
+        print(f"workflow emulator listening on {emulator.url}", flush=True)
+        # A timeout keeps the main thread returning to the interpreter so signal handlers run promptly.
         while not stop.wait(0.5):
             pass
     finally:
         emulator.stop()
         if args.url_file:
             # A stale URL file would point the next reader at a dead port.
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(args.url_file)
-            except FileNotFoundError:
-                pass
     return 0
 
 

@@ -128,3 +128,33 @@ def test_sensor_fails_at_once_without_retries(vendor: Vendor, run_dag, output, d
 
     assert result.task_states() == {"watch": "failed"}  # failed, not up_for_retry
     assert "bad input row" in output()
+
+
+def test_deferrable_run_with_the_connection_in_the_metastore(emulator, run_dag, monkeypatch) -> None:
+    """Connections added in the UI or with ``airflow connections add`` live in the database, not the environment."""
+    import json
+
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    from tests.conftest import vendor_connection
+
+    monkeypatch.delenv("AIRFLOW_CONN_CLOUDFLARE_WORKFLOWS_DEFAULT", raising=False)
+    spec = vendor_connection("cloudflare", emulator)
+    with create_session() as session:
+        session.query(Connection).filter_by(conn_id="cloudflare_in_db").delete()
+        session.add(
+            Connection(
+                conn_id="cloudflare_in_db",
+                conn_type=spec["conn_type"],
+                password=spec["password"],
+                extra=json.dumps(spec["extra"]),
+            )
+        )
+    emulator.script("cloudflare", "etl", WorkflowScript(duration=0.5))
+
+    dag = operator_dag("cloudflare", "etl", deferrable=True, conn_id="cloudflare_in_db")
+    result = run_dag("run_deferred_metastore_connection", dag)
+
+    assert result.state == "success"
+    assert result.xcom("run")["state"] == "succeeded"
