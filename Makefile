@@ -2,16 +2,17 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-UV := $(shell command -v uv 2>/dev/null)
+# uv is installed with pip when missing; it is run as a module so that no PATH change is needed.
+UV := $(PYTHON) -m uv
 
 .PHONY: venv test demo lint clean
 
 $(BIN)/python:
-	@if [ -z "$(UV)" ]; then $(PYTHON) -m pip install --quiet uv; fi
-	$(PYTHON) -m uv venv --quiet --allow-existing --python $(PYTHON) $(VENV) 2>/dev/null || uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)
 
 venv: $(BIN)/python
-	VIRTUAL_ENV=$(VENV) $(PYTHON) -m uv pip install --quiet -e ".[test]" 2>/dev/null || VIRTUAL_ENV=$(VENV) uv pip install --quiet -e ".[test]"
+	$(UV) pip install --quiet --python $(BIN)/python -e ".[test]"
 
 test: venv
 	$(BIN)/ruff check airflow_workflow_provider tests example_dags
@@ -24,4 +25,4 @@ lint: venv
 	$(BIN)/ruff check airflow_workflow_provider tests example_dags
 
 clean:
-	rm -rf $(VENV) airflow-home reports/*.tmp
+	rm -rf $(VENV) airflow-home
