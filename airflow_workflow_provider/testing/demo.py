@@ -126,11 +126,11 @@ def run_example_dags(emulator: Any, repo: Path) -> int:
     env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
     print(f"\nexample DAGs (AIRFLOW_HOME={home})")
     _airflow("db", "migrate", env=env)
-    connections_file = home / "demo-connections.json"
-    connections_file.write_text(
-        json.dumps({f"{c['conn_type']}_default": c for c in _connections(emulator).values()}, indent=2)
-    )
-    _airflow("connections", "import", "--overwrite", str(connections_file), env=env)
+    for conn in _connections(emulator).values():
+        conn_id = f"{conn['conn_type']}_default"
+        _airflow("connections", "delete", conn_id, env=env, check=False)  # the emulator's port changes per run
+        _airflow("connections", "add", conn_id, "--conn-json", json.dumps(conn), env=env)
+        print(f"  connection {conn_id} -> {conn['extra']['base_url']}")
     failures = 0
     for dag_id in example_dag_ids(repo / "example_dags"):
         expected = "failed" if dag_id.endswith("_fails") else "success"
