@@ -175,8 +175,31 @@ class RetryPolicy:
         return tenacity.AsyncRetrying(**self._arguments(request, vendor))
 
 
-def _url(base_url: str, request: ApiRequest) -> str:
-    return base_url + request.path
+def _request_arguments(base_url: str, request: ApiRequest) -> dict[str, Any]:
+    """What both HTTP stacks take alike, so the sync and async sends cannot drift apart."""
+    return {
+        "method": request.method,
+        "url": base_url + request.path,
+        "params": list(request.params) or None,
+        "json": request.json_body,
+        "data": request.form,
+        "headers": dict(request.headers),
+        "allow_redirects": False,
+    }
+
+
+def _transport_error(
+    vendor: str, request: ApiRequest, exc: BaseException, *, never_sent: bool, timed_out: bool, read_timeout: float
+) -> WorkflowTransportError:
+    if never_sent:
+        cause = "could not connect to the API host (unreachable, refused or timed out)"
+    elif timed_out:
+        cause = f"no answer within the read timeout of {read_timeout:g} s"
+    else:
+        cause = f"the connection failed before an answer arrived ({type(exc).__name__})"
+    return WorkflowTransportError(
+        vendor=vendor, operation=request.operation, message=cause, request_sent=not never_sent
+    )
 
 
 class SyncSender:
@@ -198,14 +221,7 @@ class SyncSender:
     def send(self, base_url: str, request: ApiRequest) -> ApiResponse:
         try:
             answer = self.session.request(
-                request.method,
-                _url(base_url, request),
-                params=list(request.params) or None,
-                json=request.json_body,
-                data=request.form,
-                headers=dict(request.headers),
-                timeout=(self.timeouts.connect, self.timeouts.read),
-                allow_redirects=False,
+                **_request_arguments(base_url, request), timeout=(self.timeouts.connect, self.timeouts.read)
             )
         except requests.RequestException as exc:
             raise self._transport_error(request, exc) from exc
@@ -219,14 +235,13 @@ class SyncSender:
 
     def _transport_error(self, request: ApiRequest, exc: requests.RequestException) -> WorkflowTransportError:
         never_sent = isinstance(exc, requests.ConnectTimeout) or _is_connect_failure(exc)
-        if isinstance(exc, requests.Timeout) and not never_sent:
-            cause = f"no answer within the read timeout of {self.timeouts.read:g} s"
-        elif never_sent:
-            cause = "could not connect to the API host (unreachable, refused or timed out)"
-        else:
-            cause = f"the connection failed before an answer arrived ({type(exc).__name__})"
-        return WorkflowTransportError(
-            vendor=self.vendor, operation=request.operation, message=cause, request_sent=not never_sent
+        return _transport_error(
+            self.vendor,
+            request,
+            exc,
+            never_sent=never_sent,
+            timed_out=isinstance(exc, requests.Timeout),
+            read_timeout=self.timeouts.read,
         )
 
 
@@ -312,16 +327,7 @@ class AsyncSender:
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeouts.connect, sock_read=self.timeouts.read)
         session = shared_async_session()
         try:
-            async with session.request(
-                request.method,
-                _url(base_url, request),
-                params=list(request.params) or None,
-                json=request.json_body,
-                data=request.form,
-                headers=dict(request.headers),
-                timeout=timeout,
-                allow_redirects=False,
-            ) as answer:
+            async with session.request(**_request_arguments(base_url, request), timeout=timeout) as answer:
                 body = await answer.read()
                 return ApiResponse(
                     vendor=self.vendor,
@@ -336,13 +342,11 @@ class AsyncSender:
     def _transport_error(self, request: ApiRequest, exc: BaseException) -> WorkflowTransportError:
         import aiohttp
 
-        never_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
-        if never_sent:
-            cause = "could not connect to the API host (unreachable, refused or timed out)"
-        elif isinstance(exc, asyncio.TimeoutError):
-            cause = f"no answer within the read timeout of {self.timeouts.read:g} s"
-        else:
-            cause = f"the connection failed before an answer arrived ({type(exc).__name__})"
-        return WorkflowTransportError(
-            vendor=self.vendor, operation=request.operation, message=cause, request_sent=not never_sent
+        return _transport_error(
+            self.vendor,
+            request,
+            exc,
+            never_sent=isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)),
+            timed_out=isinstance(exc, asyncio.TimeoutError),
+            read_timeout=self.timeouts.read,
         )
