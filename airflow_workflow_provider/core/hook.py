@@ -145,13 +145,13 @@ class BaseWorkflowsHook(BaseHook):
 
     def cancel_execution(self, workflow: str, execution_id: str) -> None:
         request = self.api.cancel_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
-        self._call(request, _ignore_body)
+        self._call(request, ignore_body)
         self.log.info("%s canceled execution %s of workflow %s", self.api.vendor, execution_id, workflow)
 
     async def acancel_execution(self, workflow: str, execution_id: str) -> None:
         api = await self.get_async_api()
         request = api.cancel_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
-        await self._acall(request, _ignore_body, api)
+        await self._acall(request, ignore_body, api)
         self.log.info("%s canceled execution %s of workflow %s", api.vendor, execution_id, workflow)
 
     def explain_failure(self, execution: WorkflowExecution) -> WorkflowExecution:
@@ -193,7 +193,7 @@ class BaseWorkflowsHook(BaseHook):
             request = api.check_request()
             # One attempt: the person pressing "Test" wants the verdict now, not after a backoff.
             self._call(
-                request, _ignore_body, retry_policy=dataclasses.replace(api.settings.retry_policy, max_attempts=1)
+                request, ignore_body, retry_policy=dataclasses.replace(api.settings.retry_policy, max_attempts=1)
             )
         except WorkflowInputError as exc:
             return False, f"The connection is not usable: {exc}"
@@ -251,7 +251,8 @@ async def _connection_for_inline_triggers(hook: BaseWorkflowsHook, lookup_error:
     return await sync_to_async(hook.get_connection)(hook.conn_id)
 
 
-def _ignore_body(request: ApiRequest, response: ApiResponse) -> None:
+def ignore_body(request: ApiRequest, response: ApiResponse) -> None:
+    """The parser for calls whose answer carries nothing we need (cancel, events)."""
     return None
 
 

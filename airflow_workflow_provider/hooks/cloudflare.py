@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +15,8 @@ import pendulum
 
 from airflow_workflow_provider.connection_forms import CLOUDFLARE
 from airflow_workflow_provider.core.api import ClientSettings, VendorApi, require_mapping, require_secret
-from airflow_workflow_provider.core.errors import ErrorDetails, WorkflowInputError
-from airflow_workflow_provider.core.hook import BaseWorkflowsHook
+from airflow_workflow_provider.core.errors import ErrorDetails, InvalidResponseError, WorkflowInputError
+from airflow_workflow_provider.core.hook import BaseWorkflowsHook, ignore_body
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
 from airflow_workflow_provider.core.states import ExecutionState as S
@@ -25,6 +26,8 @@ from airflow_workflow_provider.core.validation import (
     require_choice,
     require_id,
     require_int_in_range,
+    require_json_object,
+    require_json_serializable,
 )
 
 API_ORIGIN = "https://api.cloudflare.com"
@@ -51,6 +54,8 @@ CLOUDFLARE_STATUSES = StatusMap(
     },
     case_sensitive=True,
 )
+STATUS_ACTIONS = ("pause", "resume", "terminate", "restart")
+MAX_BATCH_SIZE = 100
 LIST_STATUSES = ("queued", "running", "paused", "errored", "terminated", "complete", "waitingForPause", "waiting")
 
 
@@ -120,15 +125,12 @@ class CloudflareApi(VendorApi):
             json_body=body,
             # With a caller-chosen id a resend cannot make a second instance: it is "already exists".
             idempotent=instance_id is not None,
-            context={"instance_id": instance_id},
+            context={"instance_id": instance_id, "caller_ids": [instance_id] if instance_id else None},
         )
 
     def is_error(self, request: ApiRequest, response: ApiResponse) -> bool:
-        if (
-            request.context.get("instance_id")
-            and request.operation == "start_execution"
-            and self._already_exists(response)
-        ):
+        # With caller-chosen ids, "already exists" means an earlier try created them: attach.
+        if request.context.get("caller_ids") and self._already_exists(response):
             return False
         if not response.ok:
             return True
@@ -194,11 +196,68 @@ class CloudflareApi(VendorApi):
 
     # PATCH .../instances/{instance_id}/status  {"status": "terminate"}
     def cancel_request(self, workflow: str, execution_id: str) -> ApiRequest:
+        return replace(self.change_status_request(workflow, execution_id, "terminate"), operation="cancel_execution")
+
+    # POST .../instances/batch  [{"instance_id"?, "params"}, ...]
+    def batch_start_request(self, workflow: str, items: list[Mapping[str, Any]]) -> ApiRequest:
+        if not isinstance(items, list) or not items:
+            raise WorkflowInputError("instances", "must be a non-empty list of {'params': {...}, 'instance_id'?: ...}")
+        if len(items) > MAX_BATCH_SIZE:
+            raise WorkflowInputError("instances", f"at most {MAX_BATCH_SIZE} per batch, got {len(items)}")
+        body = []
+        for index, item in enumerate(items):
+            unknown = set(item) - {"params", "instance_id"}
+            if unknown:
+                raise WorkflowInputError(
+                    f"instances[{index}]", f"takes only params and instance_id, not {sorted(unknown)}"
+                )
+            entry: dict[str, Any] = {"params": require_json_object(f"instances[{index}].params", item.get("params"))}
+            if item.get("instance_id") is not None:
+                entry["instance_id"] = require_instance_id(item["instance_id"])
+            body.append(entry)
         return self.request(
-            "cancel_execution",
+            "start_executions_batch",
+            "POST",
+            f"{self._workflow(workflow)}/instances/batch",
+            json_body=body,
+            # With every id chosen by the caller, a resend cannot create anything twice.
+            idempotent=all("instance_id" in entry for entry in body),
+            context={"caller_ids": [e["instance_id"] for e in body] if all("instance_id" in e for e in body) else None},
+        )
+
+    def parse_batch_start(self, request: ApiRequest, response: ApiResponse) -> list[str]:
+        if request.context.get("caller_ids") and self._already_exists(response):
+            return list(request.context["caller_ids"])
+        result = _result(response)
+        if not isinstance(result, list):
+            raise InvalidResponseError(
+                vendor=self.vendor, operation=request.operation, status_code=response.status, message="expected a list"
+            )
+        return [str(item.get("id")) for item in result if isinstance(item, dict)]
+
+    # PATCH .../instances/{instance_id}/status  {"status": "pause" | "resume" | "terminate" | "restart"}
+    def change_status_request(self, workflow: str, instance_id: str, action: str) -> ApiRequest:
+        return self.request(
+            f"{require_choice('action', action, STATUS_ACTIONS)}_instance",
             "PATCH",
-            f"{self._instance(workflow, execution_id)}/status",
-            json_body={"status": "terminate"},
+            f"{self._instance(workflow, instance_id)}/status",
+            json_body={"status": action},
+        )
+
+    def parse_status_change(self, request: ApiRequest, response: ApiResponse) -> str:
+        result = _result(response)
+        return str(result.get("status")) if isinstance(result, dict) else ""
+
+    # POST .../instances/{instance_id}/events/{event_type}  (the body is the event's payload)
+    def send_event_request(self, workflow: str, instance_id: str, event_type: str, payload: Any) -> ApiRequest:
+        event = require_id("event_type", event_type, max_length=MAX_INSTANCE_ID_LENGTH)
+        return self.request(
+            "send_event",
+            "POST",
+            f"{self._instance(workflow, instance_id)}/events/{path_segment(event)}",
+            json_body=require_json_serializable("payload", payload if payload is not None else {}),
+            # Delivering an event twice could resume two waits: never resend blindly.
+            idempotent=False,
         )
 
     # GET .../instances?per_page=&cursor=&status=&date_start=&date_end=&direction=
@@ -306,3 +365,29 @@ class CloudflareWorkflowsHook(BaseWorkflowsHook):
             email=conn.login,
             settings=ClientSettings.from_extra(extra),
         )
+
+    # -- Cloudflare's instance controls ------------------------------------------------------------
+
+    def start_executions_batch(self, workflow: str, instances: list[Mapping[str, Any]]) -> list[str]:
+        """Create several instances in one call; returns their ids in the order given."""
+        request = self.api.batch_start_request(require_id("workflow", workflow), instances)
+        ids = self._call(request, self.api.parse_batch_start)
+        self.log.info("Cloudflare started %d instances of workflow %s", len(ids), workflow)
+        return ids
+
+    def change_instance_status(self, workflow: str, instance_id: str, action: str) -> str:
+        """Pause, resume, terminate or restart an instance; returns the status Cloudflare reports."""
+        request = self.api.change_status_request(
+            require_id("workflow", workflow), require_instance_id(instance_id), action
+        )
+        status = self._call(request, self.api.parse_status_change)
+        self.log.info("Cloudflare instance %s: %s done, now %s", instance_id, action, status or "unknown")
+        return status
+
+    def send_event(self, workflow: str, instance_id: str, event_type: str, payload: Any = None) -> None:
+        """Deliver an event to an instance waiting for it (``step.waitForEvent``)."""
+        request = self.api.send_event_request(
+            require_id("workflow", workflow), require_instance_id(instance_id), event_type, payload
+        )
+        self._call(request, ignore_body)
+        self.log.info("Cloudflare instance %s: sent event %s", instance_id, event_type)

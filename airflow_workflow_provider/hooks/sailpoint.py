@@ -206,20 +206,29 @@ class SailPointApi(VendorApi):
         )
 
     # GET /v3/workflow-executions/{id}/history : the events that say which step failed and why
-    def failure_detail_request(self, execution: WorkflowExecution) -> ApiRequest | None:
+    def history_request(self, execution_id: str) -> ApiRequest:
         return self.request(
-            "get_execution_history", "GET", self._path(f"/workflow-executions/{path_segment(execution.id)}/history")
+            "get_execution_history", "GET", self._path(f"/workflow-executions/{path_segment(execution_id)}/history")
         )
+
+    def parse_history(self, request: ApiRequest, response: ApiResponse) -> list[dict[str, Any]]:
+        events = response.json()
+        if not isinstance(events, list):
+            raise InvalidResponseError(
+                vendor=self.vendor, operation=request.operation, status_code=response.status, message="expected a list"
+            )
+        return [event for event in events if isinstance(event, dict)]
+
+    def failure_detail_request(self, execution: WorkflowExecution) -> ApiRequest | None:
+        return self.history_request(execution.id)
 
     def parse_failure_detail(
         self, request: ApiRequest, response: ApiResponse, execution: WorkflowExecution
     ) -> WorkflowExecution:
-        events = response.json()
-        if not isinstance(events, list):
-            return execution
+        events = self.parse_history(request, response)
         step, error = None, None
         for event in events:
-            if not isinstance(event, dict) or "Failed" not in str(event.get("type", "")):
+            if "Failed" not in str(event.get("type", "")):
                 continue
             attributes = event.get("attributes") or {}
             step = step or attributes.get("displayName") or attributes.get("stepId")
@@ -228,7 +237,7 @@ class SailPointApi(VendorApi):
             update={
                 "failing_step": step or execution.failing_step,
                 "error_message": error or execution.error_message,
-                "steps": [e for e in events if isinstance(e, dict)],
+                "steps": events,
             }
         )
 
@@ -346,3 +355,7 @@ class SailPointWorkflowsHook(BaseWorkflowsHook):
             default_start_mode=str(extra.get("start_mode") or "external"),
             settings=ClientSettings.from_extra(extra),
         )
+
+    def get_execution_history(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's events (steps started, completed, failed), oldest first."""
+        return self._call(self.api.history_request(require_id("execution_id", execution_id)), self.api.parse_history)

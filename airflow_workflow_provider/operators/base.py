@@ -182,7 +182,17 @@ class ExecutionFollower:
             self.log.warning("could not cancel execution %s: %s", execution_id, exc)
 
 
-def _checked_wait_settings(poll_interval: Any, timeout: Any) -> tuple[float, float | None]:
+def checked_states(field: str, states: Sequence[str]) -> tuple[str, ...]:
+    allowed = [s.value for s in ExecutionState if not s.is_terminal and s is not ExecutionState.UNKNOWN]
+    if isinstance(states, str):
+        raise WorkflowInputError(field, f"must be a list of states, e.g. [{allowed[-1]!r}]")
+    for state in states:
+        if state not in allowed:
+            raise WorkflowInputError(field, f"{state!r} is not a state to stop at; allowed: {', '.join(allowed)}")
+    return tuple(states)
+
+
+def checked_wait_settings(poll_interval: Any, timeout: Any) -> tuple[float, float | None]:
     interval = require_positive_number("poll_interval", poll_interval)
     assert interval is not None
     return interval, require_positive_number("timeout", timeout, allow_none=True)
@@ -199,6 +209,8 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
     :param timeout: seconds to wait at most; then the execution is canceled (``cancel_on_kill``) and the task fails.
     :param deferrable: wait in the triggerer rather than in a worker slot.
     :param cancel_on_kill: cancel the remote execution when the task is killed or times out.
+    :param stop_states: also stop waiting, successfully, when the execution enters one of these states
+        (e.g. ``["waiting"]`` for a Cloudflare instance waiting for an event).
     :param durable: on retry, reattach to the execution an earlier try started (Airflow 3.3+).
     """
 
@@ -219,6 +231,7 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
         timeout: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = True,
+        stop_states: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -226,10 +239,10 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
         self.payload = payload
         self.conn_id = conn_id or self.default_conn_name
         self.wait_for_completion = wait_for_completion
-        self.poll_interval, self.timeout = _checked_wait_settings(poll_interval, timeout)
+        self.poll_interval, self.timeout = checked_wait_settings(poll_interval, timeout)
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
-        self.stop_states: tuple[str, ...] = ()
+        self.stop_states = checked_states("stop_states", stop_states)
         self._execution_id: str | None = None
         self._result: dict[str, Any] | None = None
 
@@ -292,3 +305,60 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
         if self.cancel_on_kill and self._execution_id and self._result is None:
             self.log.info("task killed: canceling execution %s", self._execution_id)
             self._cancel_quietly(self._execution_id)
+
+
+class BaseListWorkflowExecutionsOperator(BaseOperator):
+    """List a workflow's executions, newest first, and return a bounded JSON summary (for XCom).
+
+    :param workflow: the workflow. Templated.
+    :param filters: the vendor's list filters (see the hook's ``list_executions``). Templated.
+    :param max_results: stop after this many executions, so that nobody pulls 100,000 into XCom by accident.
+    """
+
+    template_fields: Sequence[str] = ("workflow", "filters", "conn_id")
+    template_fields_renderers = {"filters": "json"}
+    hook_class_path: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    MAX_RESULTS_LIMIT = 10_000
+
+    def __init__(
+        self,
+        *,
+        workflow: str,
+        filters: dict[str, Any] | None = None,
+        max_results: int = 100,
+        conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from airflow_workflow_provider.core.validation import require_int_in_range
+
+        self.workflow = workflow
+        self.filters = filters or {}
+        self.max_results = require_int_in_range("max_results", max_results, 1, self.MAX_RESULTS_LIMIT)
+        self.conn_id = conn_id or self.default_conn_name
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from itertools import islice
+
+        hook = _load(self.hook_class_path)(conn_id=self.conn_id)
+        listing = hook.list_executions(self.workflow, **self.filters)
+        executions = [e.summary() for e in islice(listing, self.max_results)]
+        truncated = len(executions) == self.max_results and next(listing, None) is not None
+        counts: dict[str, int] = {}
+        for execution in executions:
+            counts[execution["state"]] = counts.get(execution["state"], 0) + 1
+        self.log.info(
+            "%d executions of %s%s: %s",
+            len(executions),
+            self.workflow,
+            f" (stopped at max_results={self.max_results})" if truncated else "",
+            counts,
+        )
+        return {
+            "workflow": self.workflow,
+            "count": len(executions),
+            "truncated": truncated,
+            "states": counts,
+            "executions": executions,
+        }

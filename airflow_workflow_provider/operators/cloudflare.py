@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_workflow_provider.links import CloudflareWorkflowInstanceLink
-from airflow_workflow_provider.operators.base import BaseRunWorkflowOperator
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_workflow_provider.core.errors import WorkflowExecutionFailed, WorkflowInputError, WorkflowWaitTimeout
+from airflow_workflow_provider.core.validation import require_choice
+from airflow_workflow_provider.links import EXECUTION_URL_KEY, CloudflareWorkflowInstanceLink
+from airflow_workflow_provider.operators.base import (
+    BaseListWorkflowExecutionsOperator,
+    BaseRunWorkflowOperator,
+    checked_wait_settings,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+DEFAULT_CONN = "cloudflare_workflows_default"
+# The hook module's list, repeated here so that parsing a DAG does not import the hook and its HTTP stack.
+STATUS_ACTIONS = ("pause", "resume", "terminate", "restart")
 START_COUNTER_KEY = "cloudflare_start_counter"
 PENDING_INSTANCE_KEY = "cloudflare_pending_instance_id"
+BATCH_IDS_KEY = "cloudflare_batch_instance_ids"
 
 
 def derived_instance_id(dag_id: str, task_id: str, run_id: str, map_index: int, counter: int) -> str:
@@ -60,3 +73,165 @@ class CloudflareRunWorkflowOperator(BaseRunWorkflowOperator):
         store.set(START_COUNTER_KEY, counter)
         store.set(PENDING_INSTANCE_KEY, instance_id)
         return {"instance_id": instance_id}
+
+
+class CloudflareListWorkflowExecutionsOperator(BaseListWorkflowExecutionsOperator):
+    """List a Cloudflare workflow's executions; filters: ``status``, ``date_start``, ``date_end``, ``per_page``."""
+
+    hook_class_path = "airflow_workflow_provider.hooks.cloudflare.CloudflareWorkflowsHook"
+    default_conn_name = "cloudflare_workflows_default"
+
+
+class CloudflareInstanceStatusOperator(BaseOperator):
+    """Pause, resume, terminate or restart a Cloudflare Workflow instance.
+
+    An action that does not fit the instance's state (e.g. resuming a completed instance) fails the
+    task with Cloudflare's reason.
+
+    :param action: ``pause``, ``resume``, ``terminate`` or ``restart``. Templated.
+    """
+
+    template_fields: Sequence[str] = ("workflow", "instance_id", "action", "conn_id")
+    operator_extra_links = (CloudflareWorkflowInstanceLink(),)
+
+    def __init__(
+        self, *, workflow: str, instance_id: str, action: str, conn_id: str = DEFAULT_CONN, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if "{{" not in action:
+            require_choice("action", action, STATUS_ACTIONS)
+        self.workflow, self.instance_id, self.action, self.conn_id = workflow, instance_id, action, conn_id
+
+    def execute(self, context: Context) -> str:
+        hook = _cloudflare_hook(self.conn_id)
+        context["ti"].xcom_push(key=EXECUTION_URL_KEY, value=hook.execution_url(self.workflow, self.instance_id))
+        return hook.change_instance_status(self.workflow, self.instance_id, self.action)
+
+
+class CloudflareSendEventOperator(BaseOperator):
+    """Send an event to a Cloudflare Workflow instance waiting for it (``step.waitForEvent``).
+
+    :param event_type: the type the workflow waits for. Templated.
+    :param payload: the event's payload, any JSON value. Templated.
+    """
+
+    template_fields: Sequence[str] = ("workflow", "instance_id", "event_type", "payload", "conn_id")
+    template_fields_renderers = {"payload": "json"}
+    operator_extra_links = (CloudflareWorkflowInstanceLink(),)
+
+    def __init__(
+        self,
+        *,
+        workflow: str,
+        instance_id: str,
+        event_type: str,
+        payload: Any = None,
+        conn_id: str = DEFAULT_CONN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow, self.instance_id, self.event_type = workflow, instance_id, event_type
+        self.payload, self.conn_id = payload, conn_id
+
+    def execute(self, context: Context) -> None:
+        hook = _cloudflare_hook(self.conn_id)
+        context["ti"].xcom_push(key=EXECUTION_URL_KEY, value=hook.execution_url(self.workflow, self.instance_id))
+        hook.send_event(self.workflow, self.instance_id, self.event_type, self.payload)
+
+
+class CloudflareRunWorkflowBatchOperator(BaseOperator):
+    """Create several instances of a workflow in one call and wait until every one has ended.
+
+    Returns each instance's outcome; fails, naming every failed instance and its error, if any failed.
+
+    :param payloads: one ``params`` object per instance. Templated.
+    :param instance_ids: optional ids, one per payload. By default (Airflow 3.3+) they are derived from
+        the task run, so that a retry attaches to the instances an earlier try created.
+    """
+
+    template_fields: Sequence[str] = ("workflow", "payloads", "instance_ids", "conn_id")
+    template_fields_renderers = {"payloads": "json"}
+
+    def __init__(
+        self,
+        *,
+        workflow: str,
+        payloads: list[dict[str, Any]],
+        instance_ids: list[str] | None = None,
+        wait_for_completion: bool = True,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        conn_id: str = DEFAULT_CONN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow, self.payloads, self.instance_ids, self.conn_id = workflow, payloads, instance_ids, conn_id
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval, self.timeout = checked_wait_settings(poll_interval, timeout)
+
+    def _ids(self, context: Context, hook: Any) -> list[str] | None:
+        if self.instance_ids is not None:
+            if len(self.instance_ids) != len(self.payloads):
+                raise WorkflowInputError("instance_ids", "needs exactly one id per payload")
+            return list(self.instance_ids)
+        store = context.get("task_state_store")
+        if store is None:
+            return None
+        stored = store.get(BATCH_IDS_KEY)
+        if stored and not self._any_failed(hook, stored):
+            return list(stored)  # an earlier try created (or was creating) these: attach
+        ti = context["ti"]
+        # A failed batch is never replayed: a new try gets new ids.
+        base = derived_instance_id(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.try_number)
+        ids = [f"{base}-{index}" for index in range(len(self.payloads))]
+        store.set(BATCH_IDS_KEY, ids)
+        return ids
+
+    def _any_failed(self, hook: Any, ids: list[str]) -> bool:
+        from airflow_workflow_provider.core.errors import NotFoundError
+
+        for instance_id in ids:
+            try:
+                if hook.get_execution(self.workflow, instance_id).state.is_failure:
+                    return True
+            except NotFoundError:
+                continue
+        return False
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        if not isinstance(self.payloads, list) or not self.payloads:
+            raise WorkflowInputError("payloads", "must be a non-empty list of JSON objects")
+        hook = _cloudflare_hook(self.conn_id)
+        ids = self._ids(context, hook)
+        items = [{"params": p, **({"instance_id": ids[i]} if ids else {})} for i, p in enumerate(self.payloads)]
+        started = hook.start_executions_batch(self.workflow, items)
+        context["ti"].xcom_push(key="execution_ids", value=started)
+        if not self.wait_for_completion:
+            return [{"id": i} for i in started]
+        return self._wait_all(hook, started)
+
+    def _wait_all(self, hook: Any, ids: list[str]) -> list[dict[str, Any]]:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        final: dict[str, Any] = {}
+        while True:
+            for execution_id in [i for i in ids if i not in final]:
+                execution = hook.get_execution(self.workflow, execution_id)
+                if execution.is_terminal:
+                    final[execution_id] = hook.explain_failure(execution) if execution.state.is_failure else execution
+                    self.log.info("instance %s ended %s", execution_id, execution.state.value)
+            if len(final) == len(ids):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WorkflowWaitTimeout(f"{len(ids) - len(final)} of {len(ids)} instances still running at timeout")
+            time.sleep(self.poll_interval)
+        failed = [final[i] for i in ids if final[i].state.is_failure]
+        if failed:
+            reasons = "; ".join(f"{e.id}: {e.state.value} ({e.describe_failure()})" for e in failed)
+            raise WorkflowExecutionFailed(f"{len(failed)} of {len(ids)} Cloudflare instances failed: {reasons}")
+        return [final[i].summary() for i in ids]
+
+
+def _cloudflare_hook(conn_id: str) -> Any:
+    from airflow_workflow_provider.hooks.cloudflare import CloudflareWorkflowsHook
+
+    return CloudflareWorkflowsHook(conn_id=conn_id)

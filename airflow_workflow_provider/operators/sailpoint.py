@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_workflow_provider.links import SailPointWorkflowExecutionLink
-from airflow_workflow_provider.operators.base import BaseRunWorkflowOperator
+from airflow_workflow_provider.operators.base import BaseListWorkflowExecutionsOperator, BaseRunWorkflowOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,3 +32,13 @@ class SailPointRunWorkflowOperator(BaseRunWorkflowOperator):
 
     def start_options(self, context: Context) -> dict[str, Any]:
         return {"mode": self.mode} if self.mode else {}
+
+
+class SailPointListWorkflowExecutionsOperator(BaseListWorkflowExecutionsOperator):
+    """List a SailPoint workflow's executions.
+
+    Filters: ``status``, ``start_time_gt``/``ge``/``lt``/``le``/``eq``, ``limit``.
+    """
+
+    hook_class_path = "airflow_workflow_provider.hooks.sailpoint.SailPointWorkflowsHook"
+    default_conn_name = "sailpoint_workflows_default"
