@@ -13,7 +13,6 @@ from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
-import pendulum
 import pytest
 
 from airflow_workflow_provider.core.errors import (
@@ -26,6 +25,7 @@ from airflow_workflow_provider.core.states import ExecutionState
 from airflow_workflow_provider.operators.cloudflare import PENDING_INSTANCE_KEY, derived_instance_id
 from airflow_workflow_provider.testing.emulator import WorkflowScript
 from tests.conftest import Vendor
+from tests.operators.support import TaskInstance, TaskStateStore, context
 from tests.operators.test_run_and_sensors import OPERATORS
 
 TRIGGERS = {
@@ -35,40 +35,10 @@ TRIGGERS = {
 }
 
 
-class TaskStateStore:
-    """Holds values across tries of one task instance, like ``context["task_state_store"]``."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, **_: Any) -> None:
-        assert value is not None
-        self.values[key] = value
-
-
-class TaskInstance:
-    dag_id, task_id, run_id, map_index = "durable_dag", "run", "manual__2026-11-23", -1
-
-    def __init__(self) -> None:
-        self.xcom: dict[str, Any] = {}
-        self.stats_tags: dict[str, str] = {}
-        self.start_date = pendulum.now("UTC")
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
-
-
 def make_operator(vendor: Vendor, **arguments: Any) -> Any:
     module, name = OPERATORS[vendor.name]
     arguments = {"poll_interval": 0.05, **arguments}
     return getattr(import_module(module), name)(task_id="run", workflow=vendor.workflow, **arguments)
-
-
-def context(store: TaskStateStore | None = None) -> dict[str, Any]:
-    return {"ti": TaskInstance(), "task_state_store": store}
 
 
 def test_retry_reattaches_to_the_running_execution(vendor: Vendor) -> None:
