@@ -81,7 +81,9 @@ class BaseWorkflowsHook(BaseHook):
     async def get_async_api(self) -> VendorApi:
         """The vendor client for async use; the connection is looked up without blocking the loop."""
         if self._async_api is None:
-            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+            from airflow.providers.common.compat.connection import get_async_connection
+
+            from airflow_workflow_provider._compat import get_async_extra_dejson
 
             try:
                 conn = await get_async_connection(self.conn_id, hook=self)
@@ -258,7 +260,7 @@ def ignore_body(request: ApiRequest, response: ApiResponse) -> None:
 
 def _register_secrets(secrets: tuple[str, ...]) -> None:
     """Tell Airflow's secrets masker about every credential, so no log line can show one."""
-    from airflow.providers.common.compat.sdk import mask_secret
+    from airflow_workflow_provider._compat import mask_secret
 
     for secret in secrets:
         mask_secret(secret)

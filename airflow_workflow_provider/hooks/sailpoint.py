@@ -329,7 +329,7 @@ def _iso(field: str, value: Any) -> str:
 
 
 def _mask(token: str) -> None:
-    from airflow.providers.common.compat.sdk import mask_secret
+    from airflow_workflow_provider._compat import mask_secret
 
     mask_secret(token)
 

@@ -18,8 +18,9 @@ from functools import cached_property
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import AirflowTaskTimeout, BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import AirflowTaskTimeout, BaseOperator, conf
 
+from airflow_workflow_provider._compat import ResumableJobMixin
 from airflow_workflow_provider.core.errors import WorkflowExecutionFailed, WorkflowInputError, WorkflowWaitTimeout
 from airflow_workflow_provider.core.states import ExecutionState
 from airflow_workflow_provider.core.validation import require_positive_number

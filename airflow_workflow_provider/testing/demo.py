@@ -131,6 +131,9 @@ def run_example_dags(emulator: Any, repo: Path) -> int:
         _airflow("connections", "delete", conn_id, env=env, check=False)  # the emulator's port changes per run
         _airflow("connections", "add", conn_id, "--conn-json", json.dumps(conn), env=env)
         print(f"  connection {conn_id} -> {conn['extra']['base_url']}")
+    # What the example DAGs expect of their workflows, beyond the emulator's defaults.
+    emulator.script("cloudflare", "expense-approval", WorkflowScript(duration=2.0, wait_for_event="approval"))
+    emulator.script("sailpoint", "7c1e2f10-draft-4b1a-9d3e-5a6b7c8d9e0f", WorkflowScript(duration=1.5, enabled=False))
     failures = 0
     for dag_id in example_dag_ids(repo / "example_dags"):
         expected = "failed" if dag_id.endswith("_fails") else "success"

@@ -90,7 +90,7 @@ MYSTERY_STATUS = "MYSTERY_STATUS"
 _STATUS_FAULTS = frozenset({"429", "500", "502", "503", "504", "401", "403", "404"})
 
 # Vendor-neutral lifecycle phases; each vendor renders them with its own vocabulary below.
-_QUEUED, _RUNNING, _PAUSED = "queued", "running", "paused"
+_QUEUED, _RUNNING, _PAUSED, _WAITING = "queued", "running", "paused", "waiting"
 _SUCCEEDED, _FAILED, _CANCELED = "succeeded", "failed", "canceled"
 _TERMINAL = frozenset({_SUCCEEDED, _FAILED, _CANCELED})
 
@@ -100,6 +100,7 @@ _VENDOR_STATUS: dict[str, dict[str, str]] = {
         _QUEUED: "IN_PROGRESS",
         _RUNNING: "IN_PROGRESS",
         _PAUSED: "IN_PROGRESS",
+        _WAITING: "IN_PROGRESS",
         _SUCCEEDED: "SUCCEEDED",
         _FAILED: "FAILED",
         _CANCELED: "CANCELED",
@@ -108,6 +109,7 @@ _VENDOR_STATUS: dict[str, dict[str, str]] = {
         _QUEUED: "queued",
         _RUNNING: "running",
         _PAUSED: "paused",
+        _WAITING: "waiting",
         _SUCCEEDED: "complete",
         _FAILED: "errored",
         _CANCELED: "terminated",
@@ -116,6 +118,7 @@ _VENDOR_STATUS: dict[str, dict[str, str]] = {
         _QUEUED: "Queued",
         _RUNNING: "Executing",
         _PAUSED: "Executing",
+        _WAITING: "Executing",
         _SUCCEEDED: "Completed",
         _FAILED: "Failed",
         _CANCELED: "Canceled",
@@ -167,6 +170,13 @@ class WorkflowScript:
 
     ``duration`` is counted from creation and includes ``queued_for``: the execution is queued for
     ``queued_for`` seconds, running until ``duration`` seconds, then terminal.
+
+    Cloudflare only: with ``wait_for_event`` (an event type) the instance models ``step.waitForEvent``.
+    After ``wait_after`` seconds of running (so ``queued_for + wait_after`` seconds after creation, at most
+    ``duration``) it turns ``waiting`` and its clock stops until ``POST .../events/{wait_for_event}``
+    arrives; it then runs the rest of its duration (``duration - queued_for - wait_after``) and, on
+    success, reports the event's payload as ``output["event"]``. An event sent before the wait begins is
+    buffered, as Cloudflare does, so the instance then passes the wait without stopping.
     """
 
     duration: float = 1.0
@@ -179,6 +189,8 @@ class WorkflowScript:
     # True only the external trigger (an enabled workflow).
     enabled: bool | None = None
     queued_for: float = 0.1
+    wait_for_event: str | None = None  # Cloudflare only: the event type step.waitForEvent waits for
+    wait_after: float = 0.3  # seconds of running before the wait begins
 
     def validate(self) -> None:
         if self.outcome not in ("success", "failure"):
@@ -187,6 +199,16 @@ class WorkflowScript:
             raise ValueError("duration and queued_for must be >= 0")
         if not isinstance(self.steps, list) or not all(isinstance(s, str) for s in self.steps):
             raise ValueError("steps must be a list of strings")
+        if self.wait_for_event is not None and (not isinstance(self.wait_for_event, str) or not self.wait_for_event):
+            raise ValueError("wait_for_event must be a non-empty string (an event type) or None")
+        if isinstance(self.wait_after, bool) or not isinstance(self.wait_after, (int, float)) or self.wait_after < 0:
+            raise ValueError("wait_after must be a number >= 0")
+        # The tolerance forgives float sums: queued_for 0.05 + wait_after 0.1 is 0.15000000000000002.
+        if self.wait_for_event is not None and self.queued_for + self.wait_after > self.duration + 1e-9:
+            raise ValueError(
+                f"wait_after ({self.wait_after}) must be <= duration - queued_for "
+                f"({self.duration} - {self.queued_for}): the wait has to begin before the execution ends"
+            )
 
 
 @dataclass(frozen=True)
@@ -271,27 +293,89 @@ class _Execution:
     # Closed or open (end None) pause intervals on the monotonic clock; the script clock stops while paused.
     pauses: list[tuple[float, float | None]] = field(default_factory=list)
     canceled_mono: float | None = None
+    # Cloudflare events received ({"type", "payload"}), oldest first; a restart clears them.
     events: list[dict[str, Any]] = field(default_factory=list)
+    # When the event the script waits for first arrived (monotonic), and its payload.
+    awaited_mono: float | None = None
+    awaited_payload: Any = None
 
     # -- clock -------------------------------------------------------------------------------------
     def _cut(self, now: float) -> float:
         return now if self.canceled_mono is None else min(now, self.canceled_mono)
 
-    def elapsed(self, now: float) -> float:
-        """Script time (seconds since creation minus time spent paused) at ``now``."""
-        t = self._cut(now)
-        paused = sum(max(0.0, min(end if end is not None else t, t) - start) for start, end in self.pauses)
-        return t - self.created_mono - paused
+    @property
+    def wait_point(self) -> float | None:
+        """Script time at which step.waitForEvent begins (None: the script does not wait)."""
+        if self.script.wait_for_event is None:
+            return None
+        return min(self.run_start + self.script.wait_after, self.script.duration)
 
-    def instant(self, script_time: float) -> float | None:
-        """Monotonic instant at which the script clock reached ``script_time`` (None: not while paused)."""
-        t = self.created_mono + script_time
-        for start, end in self.pauses:
-            if start < t:
+    def _hold(self) -> tuple[float, float | None] | None:
+        """The wait for the event on the monotonic clock: (start, end or None while still waiting).
+
+        None when the script does not wait or has not reached the wait yet (it is paused before it).
+        An event that arrived before the wait began makes the interval empty.
+        """
+        point = self.wait_point
+        if point is None:
+            return None
+        start = self._walk(self.created_mono, point, self.pauses)
+        if start is None:
+            return None
+        if self.awaited_mono is None:
+            return start, None
+        return start, max(start, self.awaited_mono)
+
+    def _frozen(self) -> list[tuple[float, float | None]]:
+        """Merged, sorted intervals during which the script clock stands still (pauses and the wait)."""
+        intervals = list(self.pauses)
+        hold = self._hold()
+        if hold is not None:
+            intervals.append(hold)
+        intervals.sort(key=lambda interval: interval[0])
+        merged: list[tuple[float, float | None]] = []
+        for start, end in intervals:
+            if merged and (merged[-1][1] is None or start <= merged[-1][1]):
+                last_start, last_end = merged[-1]
+                merged[-1] = (last_start, None if last_end is None or end is None else max(last_end, end))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def waiting(self, now: float) -> bool:
+        """Whether the script stands in step.waitForEvent at ``now`` (paused or not): the event is missing."""
+        hold = self._hold()
+        return hold is not None and hold[1] is None and hold[0] <= self._cut(now)
+
+    def elapsed(self, now: float) -> float:
+        """Script time (seconds since creation minus time spent paused or waiting) at ``now``."""
+        if self.waiting(now):
+            point = self.wait_point
+            assert point is not None
+            return point  # exact, so step boundaries at the wait point compare cleanly
+        t = self._cut(now)
+        frozen = sum(max(0.0, min(end if end is not None else t, t) - start) for start, end in self._frozen())
+        return t - self.created_mono - frozen
+
+    @staticmethod
+    def _walk(
+        created_mono: float, script_time: float, frozen: list[tuple[float, float | None]], last: bool = False
+    ) -> float | None:
+        t = created_mono + script_time
+        for start, end in frozen:
+            if start < t or (last and start == t):
                 if end is None:
                     return None
                 t += end - start
         return t
+
+    def instant(self, script_time: float, last: bool = False) -> float | None:
+        """Monotonic instant at which the script clock reached ``script_time`` (None: not while stopped).
+
+        The clock shows the same time all through a stop that starts there: ``last`` asks for the instant
+        it moves on (a step after the wait starts when the event arrives, not when the wait began).
+        """
+        return self._walk(self.created_mono, script_time, self._frozen(), last)
 
     def wall(self, mono: float) -> datetime:
         return self.created_wall + timedelta(seconds=mono - self.created_mono)
@@ -305,11 +389,14 @@ class _Execution:
         # A cancel is only accepted before the end, so a canceled execution never reached its outcome.
         if self.canceled_mono is not None:
             return _CANCELED
+        waiting = self.waiting(now)
         elapsed = self.elapsed(now)
-        if elapsed >= self.script.duration:
+        if elapsed >= self.script.duration and not waiting:
             return _SUCCEEDED if self.script.outcome == "success" else _FAILED
         if self.pauses and self.pauses[-1][1] is None:
             return _PAUSED
+        if waiting:
+            return _WAITING
         return _QUEUED if elapsed < self.script.queued_for else _RUNNING
 
     def started_at(self, now: float) -> datetime | None:
@@ -321,14 +408,17 @@ class _Execution:
     def ended_at(self, now: float) -> datetime | None:
         if self.canceled_mono is not None:
             return self.wall(self.canceled_mono)
-        if self.elapsed(now) < self.script.duration:
+        if self.phase(now) not in (_SUCCEEDED, _FAILED):
             return None
         mono = self.instant(self.script.duration)
         return self.wall(mono if mono is not None else now)
 
     def modified_at(self, now: float) -> datetime:
         marks = [self.created_mono]
-        marks += [m for start, end in self.pauses for m in (start, end) if m is not None]
+        marks += [m for start, end in self.pauses for m in (start, end) if m is not None and m <= now]
+        hold = self._hold()
+        if hold is not None:
+            marks += [m for m in hold if m is not None and m <= self._cut(now)]
         for at in (self.started_at(now), self.ended_at(now)):
             if at is not None:
                 marks.append(self.created_mono + (at - self.created_wall).total_seconds())
@@ -344,30 +434,52 @@ class _Execution:
             return steps[: steps.index(failing) + 1] if failing in steps else [*steps, failing]
         return steps
 
-    def steps(self, now: float) -> list[tuple[str, str, datetime, datetime | None]]:
-        """(name, phase, start, end) of every step reached so far, spread evenly over the running span."""
+    def steps_before_wait(self) -> int:
+        """How many steps run before step.waitForEvent: in proportion to the time, the last one always after."""
         names = self.step_names()
-        if not names:
+        point = self.wait_point
+        if point is None or not names:
+            return len(names)
+        span = self.script.duration - self.run_start
+        share = (point - self.run_start) / span if span > 0 else 1.0
+        return max(0, min(len(names) - 1, round(len(names) * share)))
+
+    def _step_spans(self) -> list[tuple[str, float, float]]:
+        """(name, begin, finish) in script time: spread evenly over the running span, split at the wait."""
+        names = self.step_names()
+        point = self.wait_point
+        if point is None:
+            segments = [(names, self.run_start, self.script.duration)]
+        else:
+            before = self.steps_before_wait()
+            segments = [(names[:before], self.run_start, point), (names[before:], point, self.script.duration)]
+        spans: list[tuple[str, float, float]] = []
+        for chunk, low, high in segments:
+            for index, name in enumerate(chunk):
+                begin = low + (high - low) * index / len(chunk)
+                finish = high if index == len(chunk) - 1 else low + (high - low) * (index + 1) / len(chunk)
+                spans.append((name, begin, finish))
+        return spans
+
+    def steps(self, now: float) -> list[tuple[str, str, datetime, datetime | None]]:
+        """(name, phase, start, end) of every step reached so far (no step runs during the wait)."""
+        spans = self._step_spans()
+        if not spans:
             return []
         elapsed = self.elapsed(now)
-        span = self.script.duration - self.run_start
+        point = self.wait_point
+        holding = self.waiting(now)
         failed_outcome = self.script.outcome == "failure"
         result: list[tuple[str, str, datetime, datetime | None]] = []
-        for index, name in enumerate(names):
-            begin = self.run_start + span * index / len(names)
-            finish = (
-                self.script.duration
-                if index == len(names) - 1
-                else self.run_start + span * (index + 1) / len(names)
-            )
-            if elapsed < begin:
+        for index, (name, begin, finish) in enumerate(spans):
+            if elapsed < begin or (holding and point is not None and begin >= point):
                 break
-            begin_mono = self.instant(begin)
+            begin_mono = self.instant(begin, last=point is not None and begin >= point)
             start = self.wall(begin_mono if begin_mono is not None else self._cut(now))
             if elapsed >= finish:
                 finish_mono = self.instant(finish)
                 end = self.wall(finish_mono if finish_mono is not None else self._cut(now))
-                last = index == len(names) - 1
+                last = index == len(spans) - 1
                 result.append((name, _FAILED if failed_outcome and last else _SUCCEEDED, start, end))
             elif self.canceled_mono is not None:
                 result.append((name, _CANCELED, start, self.wall(self.canceled_mono)))
@@ -375,14 +487,43 @@ class _Execution:
                 result.append((name, _RUNNING, start, None))
         return result
 
+    def wait_step(self, now: float) -> tuple[datetime, datetime | None, bool] | None:
+        """(start, end, finished) of step.waitForEvent once reached, else None."""
+        hold = self._hold()
+        if hold is None or hold[0] > self._cut(now):
+            return None
+        start, end = hold
+        if end is not None:
+            return self.wall(start), self.wall(end), True
+        if self.canceled_mono is not None:
+            return self.wall(start), self.wall(self.canceled_mono), False
+        return self.wall(start), None, False
+
+    def receive_event(self, event_type: str, payload: Any, now: float) -> None:
+        self.events.append({"type": event_type, "payload": payload})
+        if event_type == self.script.wait_for_event and self.awaited_mono is None:
+            self.awaited_mono, self.awaited_payload = now, payload
+
+    def restart(self, now: float) -> None:
+        """Start over from scratch: new creation time, no pauses, no cancel, no events."""
+        self.created_mono, self.created_wall = now, datetime.now(timezone.utc)
+        self.pauses, self.canceled_mono = [], None
+        self.events, self.awaited_mono, self.awaited_payload = [], None, None
+
     def sort_key(self) -> tuple[int, int]:
         """Creation time in whole microseconds, then creation order: the listing order, exact for cursors."""
         return (self.created_wall - _EPOCH) // timedelta(microseconds=1), self.seq
 
     def output(self) -> Any:
-        if self.script.output is not None:
-            return self.script.output
-        return {"result": "ok", "input": self.payload}
+        output = self.script.output
+        if output is None:
+            output = {"result": "ok", "input": self.payload}
+        if self.script.wait_for_event is None or self.awaited_mono is None:
+            return output
+        # The payload of the event step.waitForEvent returned, as a workflow would pass it on.
+        if isinstance(output, dict):
+            return {**output, "event": self.awaited_payload}
+        return {"result": output, "event": self.awaited_payload}
 
     def status(self, now: float, mystery: bool = False) -> str:
         return MYSTERY_STATUS if mystery else _VENDOR_STATUS[self.vendor][self.phase(now)]
@@ -443,9 +584,7 @@ class WorkflowEmulator:
     All state sits behind one ``threading.Lock``: the server thread and the test's thread both touch it.
     """
 
-    def __init__(
-        self, credentials: EmulatorCredentials | None = None, host: str = "127.0.0.1", port: int = 0
-    ) -> None:
+    def __init__(self, credentials: EmulatorCredentials | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         # The emulator accepts well-known credentials, so it must never be reachable from another machine.
         if not _is_loopback(host):
             raise ValueError(f"refusing to listen on non-loopback host {host!r}")
@@ -472,9 +611,7 @@ class WorkflowEmulator:
         if self._thread is not None:
             raise RuntimeError("emulator already started")
         # Binding here, in the caller's thread, makes an unusable address fail start() directly.
-        family, _, _, _, address = socket.getaddrinfo(
-            self._host, self._requested_port, type=socket.SOCK_STREAM
-        )[0]
+        family, _, _, _, address = socket.getaddrinfo(self._host, self._requested_port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -569,6 +706,8 @@ class WorkflowEmulator:
     def script(self, vendor: str, workflow: str, script: WorkflowScript) -> None:
         """Set how new executions of ``workflow`` behave; executions already started keep their script."""
         script.validate()
+        if script.wait_for_event is not None and self._vendor(vendor) != "cloudflare":
+            raise ValueError("wait_for_event models Cloudflare's step.waitForEvent: only cloudflare scripts take it")
         with self._lock:
             self._scripts[(self._vendor(vendor), workflow)] = copy.deepcopy(script)
 
@@ -597,12 +736,19 @@ class WorkflowEmulator:
                 self._rate_limits[vendor] = _RateLimit(limit, period, time.monotonic())
 
     def executions(self, vendor: str, workflow: str | None = None) -> list[dict[str, Any]]:
-        """Snapshot, in creation order, of id, vendor, workflow, vendor status, created_at (ISO), payload."""
+        """Snapshot, in creation order, of id, vendor, workflow, vendor status, created_at (ISO), payload.
+
+        Cloudflare executions also carry ``events``: every event received since creation (or the last
+        restart), oldest first, as ``{"type", "payload"}``.
+        """
         self._vendor(vendor)
         with self._lock:
             now = time.monotonic()
-            return [
-                {
+            snapshot = []
+            for ex in self._executions.values():
+                if ex.vendor != vendor or (workflow is not None and ex.workflow != workflow):
+                    continue
+                item = {
                     "id": ex.id,
                     "vendor": ex.vendor,
                     "workflow": ex.workflow,
@@ -610,9 +756,10 @@ class WorkflowEmulator:
                     "created_at": _iso(ex.created_wall, 6),
                     "payload": copy.deepcopy(ex.payload),
                 }
-                for ex in self._executions.values()
-                if ex.vendor == vendor and (workflow is None or ex.workflow == workflow)
-            ]
+                if vendor == "cloudflare":
+                    item["events"] = copy.deepcopy(ex.events)
+                snapshot.append(item)
+            return snapshot
 
     def create_executions(
         self,
@@ -631,7 +778,8 @@ class WorkflowEmulator:
         ``outcome`` is "success", "failure" or "canceled". With ``finished`` the executions are back-dated
         ``spacing`` seconds apart, the newest ``duration + spacing`` ago, so all are already terminal
         (listings sort by creation time, so the seeds of separate calls interleave); otherwise they start
-        now with the workflow's script. ``mode`` is the SailPoint trigger ("test" or "external").
+        now with the workflow's script. ``mode`` is the SailPoint trigger ("test" or "external"). Finished
+        seeds never wait for an event: they are history, so their script's ``wait_for_event`` is dropped.
         """
         self._vendor(vendor)
         if outcome not in ("success", "failure", "canceled"):
@@ -642,6 +790,8 @@ class WorkflowEmulator:
             base = self._script_for(vendor, workflow)
             if outcome != "canceled":
                 base.outcome = outcome
+            if finished:
+                base.wait_for_event = None
             now_mono, now_wall = time.monotonic(), datetime.now(timezone.utc)
             ids = []
             for index in range(count):
@@ -824,9 +974,7 @@ class WorkflowEmulator:
             body = await request.read()
             if route is not None and route.vendor == "cloudflare" and route.operation == "status":
                 operation = self._cf_status_operation(body)
-            call = _Call(
-                vendor, operation, request.method, raw_path, params, request.query, request.headers, body
-            )
+            call = _Call(vendor, operation, request.method, raw_path, params, request.query, request.headers, body)
             response = await self._vendor_call(route, call, path_known)
             if response is None:
                 return self._drop(request)
@@ -933,9 +1081,7 @@ class WorkflowEmulator:
         if vendor == "cloudflare":
             body = {
                 "success": False,
-                "errors": [
-                    {"code": 971, "message": "Please wait and consider throttling your request speed"}
-                ],
+                "errors": [{"code": 971, "message": "Please wait and consider throttling your request speed"}],
                 "messages": [],
                 "result": None,
             }
@@ -983,9 +1129,7 @@ class WorkflowEmulator:
         if exc.status == 401:
             return _json(401, {"error": exc.message})
         body = {
-            "detailCode": _SP_DETAIL_CODES.get(
-                exc.status, f"{exc.status} {http.HTTPStatus(exc.status).phrase}"
-            ),
+            "detailCode": _SP_DETAIL_CODES.get(exc.status, f"{exc.status} {http.HTTPStatus(exc.status).phrase}"),
             "trackingId": uuid.uuid4().hex,
             "messages": [{"locale": "en-US", "localeOrigin": "DEFAULT", "text": exc.message}],
             "causes": [],
@@ -1052,9 +1196,7 @@ class WorkflowEmulator:
             raise _ApiError(400, "Bad Request")
         workflow = call.params["workflow"]
         ex = self._new_execution("datadog", workflow, payload)
-        return _json(
-            200, {"data": {"id": ex.id, "type": "workflow_instances"}, "meta": {"workflowId": workflow}}
-        )
+        return _json(200, {"data": {"id": ex.id, "type": "workflow_instances"}, "meta": {"workflowId": workflow}})
 
     def _dd_attributes(self, ex: _Execution, call: _Call, with_steps: bool) -> dict[str, Any]:
         phase = ex.phase(call.now)
@@ -1228,6 +1370,7 @@ class WorkflowEmulator:
         phase = ex.phase(call.now)
         _, version_id = self._cf_ids(ex.workflow)
         step_list = ex.steps(call.now)
+        wait = self._cf_wait_step(ex, call.now)
         failed = phase == _FAILED
         result: dict[str, Any] = {
             "status": ex.status(call.now, call.mystery),
@@ -1240,10 +1383,10 @@ class WorkflowEmulator:
             "end": _iso(ex.ended_at(call.now)),
             "versionId": version_id,
             "trigger": {"source": "api"},
-            "step_count": len(step_list),
+            "step_count": len(step_list) + (wait is not None),
         }
         if call.query.get("simple", "").lower() != "true":
-            result["steps"] = [
+            steps: list[dict[str, Any]] = [
                 {
                     "name": name,
                     "type": "step",
@@ -1251,13 +1394,31 @@ class WorkflowEmulator:
                     "end": _iso(end),
                     "success": True if step_phase == _SUCCEEDED else False if step_phase == _FAILED else None,
                     "output": {"step": name, "ok": True} if step_phase == _SUCCEEDED else None,
-                    "error": {"name": "Error", "message": ex.script.error_message}
-                    if step_phase == _FAILED
-                    else None,
+                    "error": {"name": "Error", "message": ex.script.error_message} if step_phase == _FAILED else None,
                 }
                 for name, step_phase, start, end in step_list
             ]
+            if wait is not None:
+                steps.insert(min(ex.steps_before_wait(), len(steps)), wait)
+            result["steps"] = steps
         return self._cf_ok(result)
+
+    @staticmethod
+    def _cf_wait_step(ex: _Execution, now: float) -> dict[str, Any] | None:
+        """The steps[] entry of step.waitForEvent (Cloudflare's ``type: "waitForEvent"`` shape), once reached."""
+        reached = ex.wait_step(now)
+        if reached is None:
+            return None
+        start, end, finished = reached
+        return {
+            "name": f"wait for {ex.script.wait_for_event}",
+            "type": "waitForEvent",
+            "start": _iso(start),
+            "end": _iso(end),
+            "finished": finished,
+            "output": copy.deepcopy(ex.awaited_payload) if finished else None,
+            "error": None,
+        }
 
     def _cf_list(self, call: _Call) -> web.Response:
         query = call.query
@@ -1299,9 +1460,7 @@ class WorkflowEmulator:
             # Cursors mark the last item seen (not an offset), so new instances never shift later pages.
             mark = after
             matching_after = [
-                ex
-                for ex in matching
-                if (ex.sort_key() > mark if direction == "asc" else ex.sort_key() < mark)
+                ex for ex in matching if (ex.sort_key() > mark if direction == "asc" else ex.sort_key() < mark)
             ]
         if page_raw:
             page_number = _int_param(query, "page", 1)
@@ -1347,6 +1506,16 @@ class WorkflowEmulator:
         return "cancel" if isinstance(parsed, dict) and parsed.get("status") == "terminate" else "status"
 
     def _cf_status(self, call: _Call) -> web.Response:
+        """PATCH .../status: the instance's state machine (an action that does not fit answers 400, 10001).
+
+        - ``pause``: from queued, running or waiting -> paused (the script clock stops; a wait keeps waiting
+          for its event, which may still arrive while paused). Refused when paused or finished.
+        - ``resume``: from paused only -> back where it was: queued/running, or waiting while the awaited
+          event has not arrived. Refused in every other state, a finished instance included.
+        - ``terminate``: from queued, running, paused or waiting -> terminated. Refused when finished.
+        - ``restart``: from any state, finished ones included -> starts over from scratch (new creation
+          time, queued again; pauses, termination and received events are all forgotten).
+        """
         ex = self._cf_instance(call)
         body = self._json_body(call)
         action = body.get("status") if isinstance(body, dict) else None
@@ -1356,8 +1525,7 @@ class WorkflowEmulator:
         phase = ex.phase(now)
         current = _VENDOR_STATUS["cloudflare"][phase]
         if action == "restart":
-            ex.created_mono, ex.created_wall = now, datetime.now(timezone.utc)
-            ex.pauses, ex.canceled_mono = [], None
+            ex.restart(now)
         elif phase in _TERMINAL:
             raise _ApiError(400, f"Cannot {action} instance: instance is already {current}", 10001)
         elif action == "terminate":
@@ -1375,10 +1543,21 @@ class WorkflowEmulator:
         return self._cf_ok({"status": ex.status(now, call.mystery), "timestamp": _iso(ex.wall(now))})
 
     def _cf_event(self, call: _Call) -> web.Response:
+        """POST .../events/{type}: the JSON body is the payload (empty body: null).
+
+        Any unfinished instance takes any event type (200, result null) and records it; the type its
+        script waits for resumes a waiting instance (or is buffered until the wait begins, or, while
+        paused, takes effect on resume). A finished instance refuses events (400, 10001).
+        """
         ex = self._cf_instance(call)
         payload = self._json_body(call)
-        event = {"type": call.params["event"], "payload": payload, "timestamp": _iso(ex.wall(call.now))}
-        ex.events.append(event)
+        phase = ex.phase(call.now)
+        if phase in _TERMINAL:
+            current = _VENDOR_STATUS["cloudflare"][phase]
+            raise _ApiError(
+                400, f"Cannot send event to instance: instance is already {current} and not waiting for events", 10001
+            )
+        ex.receive_event(call.params["event"], payload, call.now)
         return self._cf_ok(None)
 
     # -- SailPoint ---------------------------------------------------------------------------------

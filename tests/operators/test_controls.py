@@ -91,7 +91,9 @@ def state_of(instance_id: str, workflow: str = "etl") -> ExecutionState:
 
 
 def status_operator(instance_id: str, action: str) -> CloudflareInstanceStatusOperator:
-    return CloudflareInstanceStatusOperator(task_id="change_status", workflow="etl", instance_id=instance_id, action=action)
+    return CloudflareInstanceStatusOperator(
+        task_id="change_status", workflow="etl", instance_id=instance_id, action=action
+    )
 
 
 def test_cloudflare_pause_resume_terminate(cloudflare) -> None:

@@ -1,0 +1,39 @@
+"""Test-run a disabled SailPoint workflow, then list its recent failed runs (a bounded summary in XCom).
+
+``mode="test"`` is SailPoint's way to run a workflow that is not enabled yet, e.g. while it is
+being built; the failing step of a failed run is read from the execution history.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_workflow_provider.operators.sailpoint import (
+    SailPointListWorkflowExecutionsOperator,
+    SailPointRunWorkflowOperator,
+)
+
+WORKFLOW_ID = "7c1e2f10-draft-4b1a-9d3e-5a6b7c8d9e0f"
+
+with DAG(
+    "example_sailpoint_test_run",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["example", "sailpoint"],
+):
+    test_run = SailPointRunWorkflowOperator(
+        task_id="test_run_draft_workflow",
+        workflow=WORKFLOW_ID,
+        mode="test",
+        payload={"identity": {"id": "2c9180835d2e5168015d32f890ca1581", "name": "jane.doe"}},
+        poll_interval=1,
+    )
+    recent_failures = SailPointListWorkflowExecutionsOperator(
+        task_id="list_recent_failures",
+        workflow=WORKFLOW_ID,
+        filters={"status": "Failed", "start_time_ge": "{{ macros.ds_add(ds, -7) }}T00:00:00Z"},
+        max_results=50,
+    )
+    test_run >> recent_failures
