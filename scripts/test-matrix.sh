@@ -9,7 +9,7 @@ $PYTHON -m uv --version >/dev/null 2>&1 || $PYTHON -m pip install --quiet uv
 # Airflow pins its dependencies with constraint files that this machine cannot download; resolving
 # as of the Airflow release's date (uv --exclude-newer) gives the dependency versions it was tested
 # with. Our own common-compat bridge is exempt: its releases after that date still support 3.0.
-MATRIX=${MATRIX:-"3.10:3.0.6:2025-09-15 3.12:3.3.2"}
+MATRIX=${MATRIX:-"3.10:3.0.6:2025-09-15 3.13:3.3.2"}
 results=()
 status=0
 for combo in $MATRIX; do

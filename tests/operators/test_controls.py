@@ -22,6 +22,7 @@ from airflow_workflow_provider.operators.cloudflare import (
 from airflow_workflow_provider.testing.emulator import WorkflowScript
 from tests.conftest import Vendor
 from tests.operators.support import TaskStateStore, context
+from tests.operators.test_durable_and_cancel import requires_durable_execution
 
 LIST_OPERATORS = {
     "datadog": ("airflow_workflow_provider.operators.datadog", "DatadogListWorkflowExecutionsOperator", {}),
@@ -188,6 +189,7 @@ def test_cloudflare_batch_reports_each_failure(cloudflare) -> None:
     assert str(caught.value).count("bad row") == 2
 
 
+@requires_durable_execution
 def test_cloudflare_batch_retry_attaches_instead_of_creating_again(cloudflare) -> None:
     cloudflare.script("cloudflare", "etl", WorkflowScript(duration=0.5))
     store = TaskStateStore()

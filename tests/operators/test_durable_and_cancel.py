@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_workflow_provider._compat import ResumableJobMixin
 from airflow_workflow_provider.core.errors import (
     AuthenticationError,
     WorkflowExecutionFailed,
@@ -27,6 +28,12 @@ from airflow_workflow_provider.testing.emulator import WorkflowScript
 from tests.conftest import Vendor
 from tests.operators.support import TaskInstance, TaskStateStore, context
 from tests.operators.test_run_and_sensors import OPERATORS
+
+# Durable retries need Airflow 3.3's ResumableJobMixin and task_state_store; below that every try starts afresh.
+requires_durable_execution = pytest.mark.skipif(
+    not ResumableJobMixin.__module__.startswith("airflow.sdk"),
+    reason="Airflow below 3.3 has no task_state_store: retries start a new execution",
+)
 
 TRIGGERS = {
     "datadog": "airflow_workflow_provider.triggers.datadog.DatadogWorkflowTrigger",
@@ -41,6 +48,7 @@ def make_operator(vendor: Vendor, **arguments: Any) -> Any:
     return getattr(import_module(module), name)(task_id="run", workflow=vendor.workflow, **arguments)
 
 
+@requires_durable_execution
 def test_retry_reattaches_to_the_running_execution(vendor: Vendor) -> None:
     vendor.emulator.script(vendor.name, vendor.workflow, WorkflowScript(duration=1.0, output={"n": 1}))
     store = TaskStateStore()
@@ -57,6 +65,7 @@ def test_retry_reattaches_to_the_running_execution(vendor: Vendor) -> None:
     assert len(vendor.executions()) == 1, "a retry must never start a second execution"
 
 
+@requires_durable_execution
 def test_retry_after_success_returns_the_result_without_a_start(vendor: Vendor) -> None:
     vendor.emulator.script(vendor.name, vendor.workflow, WorkflowScript(duration=0.2, output={"n": 2}))
     store = TaskStateStore()
@@ -70,6 +79,7 @@ def test_retry_after_success_returns_the_result_without_a_start(vendor: Vendor) 
     assert retry["ti"].xcom["execution_id"] == first["id"]
 
 
+@requires_durable_execution
 def test_retry_after_failure_starts_afresh(vendor: Vendor) -> None:
     vendor.emulator.script(vendor.name, vendor.workflow, WorkflowScript(duration=0.2, outcome="failure"))
     store = TaskStateStore()
@@ -84,6 +94,7 @@ def test_retry_after_failure_starts_afresh(vendor: Vendor) -> None:
     assert result["state"] == "succeeded"
 
 
+@requires_durable_execution
 def test_cloudflare_crash_between_start_and_saving_the_id_attaches(emulator, set_connection) -> None:
     set_connection("cloudflare")
     emulator.script("cloudflare", "etl", WorkflowScript(duration=0.5))
@@ -103,6 +114,7 @@ def test_cloudflare_crash_between_start_and_saving_the_id_attaches(emulator, set
     assert result["id"] == options["instance_id"] and store.get(PENDING_INSTANCE_KEY) == options["instance_id"]
 
 
+@requires_durable_execution
 def test_cloudflare_failed_instance_is_not_replayed(emulator, set_connection) -> None:
     set_connection("cloudflare")
     emulator.script("cloudflare", "etl", WorkflowScript(duration=0.1, outcome="failure"))
