@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # uv is installed with pip when missing; it is run as a module so that no PATH change is needed.
 UV := $(PYTHON) -m uv
 
-.PHONY: venv test demo lint clean
+.PHONY: venv test demo lint clean test-matrix bench
 
 $(BIN)/python:
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -21,8 +21,15 @@ test: venv
 demo: venv
 	$(BIN)/python -m airflow_workflow_provider.testing.demo
 
+# Oldest and newest Airflow 3 on the oldest and newest Python (each in its own venv under .matrix/).
+test-matrix:
+	bash scripts/test-matrix.sh
+
+bench: venv
+	$(BIN)/python -m benchmarks.run
+
 lint: venv
 	$(BIN)/ruff check airflow_workflow_provider tests example_dags
 
 clean:
-	rm -rf $(VENV) airflow-home
+	rm -rf $(VENV) airflow-home .matrix
