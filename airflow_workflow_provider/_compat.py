@@ -61,4 +61,16 @@ def mask_secret(secret: str) -> None:
     masker(secret)
 
 
-__all__ = ["ResumableJobMixin", "get_async_extra_dejson", "mask_secret"]
+async def amask_secret(secret: str) -> None:
+    """``mask_secret`` for event loops: Airflow's async variant, else the sync one in a worker thread."""
+    try:
+        from airflow.sdk.log import amask_secret as async_masker
+    except ImportError:
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(mask_secret)(secret)
+        return
+    await async_masker(secret)
+
+
+__all__ = ["ResumableJobMixin", "amask_secret", "get_async_extra_dejson", "mask_secret"]

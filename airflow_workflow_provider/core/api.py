@@ -89,6 +89,7 @@ class VendorApi(ABC):
         self.base_url = base_url
         self.settings = settings
         self._secrets = tuple(s for s in secrets if s)
+        self._masked: set[str] = set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -99,6 +100,12 @@ class VendorApi(ABC):
     def secrets(self) -> tuple[str, ...]:
         """Every credential this client holds, for the secrets masker and the redactor."""
         return self._secrets
+
+    def secrets_to_mask(self) -> list[str]:
+        """Credentials not yet handed to Airflow's secrets masker (e.g. an OAuth token just fetched)."""
+        fresh = [secret for secret in self.secrets if secret not in self._masked]
+        self._masked.update(fresh)
+        return fresh
 
     def redact(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):

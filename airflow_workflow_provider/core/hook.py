@@ -69,14 +69,14 @@ class BaseWorkflowsHook(BaseHook):
 
     @classmethod
     def _build_api_checked(cls, conn: Any, extra: Mapping[str, Any]) -> VendorApi:
-        api = cls.build_api(conn, plain_extra(extra, cls.conn_type))
-        _register_secrets(api.secrets)
-        return api
+        return cls.build_api(conn, plain_extra(extra, cls.conn_type))
 
     @cached_property
     def api(self) -> VendorApi:
         conn = self.get_connection(self.conn_id)
-        return self._build_api_checked(conn, conn.extra_dejson)
+        api = self._build_api_checked(conn, conn.extra_dejson)
+        _register_secrets(api.secrets_to_mask())
+        return api
 
     async def get_async_api(self) -> VendorApi:
         """The vendor client for async use; the connection is looked up without blocking the loop."""
@@ -91,6 +91,7 @@ class BaseWorkflowsHook(BaseHook):
                 conn = await _connection_for_inline_triggers(self, exc)
             extra = await get_async_extra_dejson(conn)
             self._async_api = self._build_api_checked(conn, extra)
+            await _aregister_secrets(self._async_api.secrets_to_mask())
         return self._async_api
 
     @cached_property
@@ -112,6 +113,7 @@ class BaseWorkflowsHook(BaseHook):
         for attempt in (retry_policy or api.settings.retry_policy).retrying(request, api.vendor):
             with attempt:
                 response = _drive_auth_flow(api.auth_flow(request), lambda r: self._sender.send(api.base_url, r))
+                _register_secrets(api.secrets_to_mask())
                 api.raise_for_error(request, response)
                 return parse(request, response)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -121,6 +123,7 @@ class BaseWorkflowsHook(BaseHook):
         async for attempt in api.settings.retry_policy.async_retrying(request, api.vendor):
             with attempt:
                 response = await _adrive_auth_flow(api.auth_flow(request), lambda r: sender.send(api.base_url, r))
+                await _aregister_secrets(api.secrets_to_mask())
                 api.raise_for_error(request, response)
                 return parse(request, response)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -258,9 +261,17 @@ def ignore_body(request: ApiRequest, response: ApiResponse) -> None:
     return None
 
 
-def _register_secrets(secrets: tuple[str, ...]) -> None:
+def _register_secrets(secrets: list[str]) -> None:
     """Tell Airflow's secrets masker about every credential, so no log line can show one."""
     from airflow_workflow_provider._compat import mask_secret
 
     for secret in secrets:
         mask_secret(secret)
+
+
+async def _aregister_secrets(secrets: list[str]) -> None:
+    """The same from an event loop, where a synchronous call to the supervisor could deadlock."""
+    from airflow_workflow_provider._compat import amask_secret
+
+    for secret in secrets:
+        await amask_secret(secret)

@@ -123,7 +123,6 @@ class SailPointApi(VendorApi):
                 status_code=response.status,
                 message="no access_token in the answer",
             )
-        _mask(token)
         lifetime = float(expires_in) if isinstance(expires_in, (int, float)) else 300.0
         with self._token_lock:
             self._token = token
@@ -326,12 +325,6 @@ def _iso(field: str, value: Any) -> str:
     if isinstance(value, str) and value:
         return value
     raise WorkflowInputError(field, f"must be a datetime or an ISO 8601 string, got {value!r}")
-
-
-def _mask(token: str) -> None:
-    from airflow_workflow_provider._compat import mask_secret
-
-    mask_secret(token)
 
 
 class SailPointWorkflowsHook(BaseWorkflowsHook):

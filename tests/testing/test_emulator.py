@@ -348,21 +348,40 @@ def test_cloudflare_instance_ids(emu: WorkflowEmulator, http: requests.Session) 
 
 
 def test_cloudflare_batch(emu: WorkflowEmulator, http: requests.Session) -> None:
-    response = http.post(
-        cf_url(emu, suffix="/batch"), json=[{"instance_id": "b1", "params": {"n": 1}}, {}], headers=CF_HEADERS
-    )
+    batch = cf_url(emu, suffix="/batch")
+    items = [{"instance_id": "b1", "params": {"n": 1}}, {}, {"params": {"n": 3}}, {"instance_id": "b4"}]
+    response = http.post(batch, json=items, headers=CF_HEADERS)
     assert response.status_code == 200
-    result = response.json()["result"]
-    assert [r["status"] for r in result] == ["queued", "queued"] and result[0]["id"] == "b1"
-    clash = http.post(
-        cf_url(emu, suffix="/batch"), json=[{"instance_id": "b2"}, {"instance_id": "b1"}], headers=CF_HEADERS
-    )
-    assert clash.status_code == 409
-    twice = http.post(
-        cf_url(emu, suffix="/batch"), json=[{"instance_id": "b3"}, {"instance_id": "b3"}], headers=CF_HEADERS
-    )
-    assert twice.status_code == 409
-    assert len(emu.executions("cloudflare")) == 2  # a refused batch creates nothing
+    body = response.json()
+    assert body["success"] is True and body["errors"] == [] and body["messages"] == []
+    result = body["result"]
+    ids = [r["id"] for r in result]
+    # Every id, in the order given: the caller's own ids, generated ones (UUIDs) for the others.
+    assert len(ids) == 4 and ids[0] == "b1" and ids[3] == "b4" and len(set(ids)) == 4
+    assert uuid.UUID(ids[1]) and uuid.UUID(ids[2])
+    assert all(set(r) == {"id", "status", "version_id", "workflow_id"} for r in result)
+    assert [r["status"] for r in result] == ["queued"] * 4
+    single = http.post(cf_url(emu), json={}, headers=CF_HEADERS).json()["result"]
+    assert {(r["version_id"], r["workflow_id"]) for r in result} == {(single["version_id"], single["workflow_id"])}
+    snapshot = emu.executions("cloudflare")
+    assert [e["id"] for e in snapshot] == [*ids, single["id"]]
+    assert [e["payload"] for e in snapshot[:4]] == [{"n": 1}, {}, {"n": 3}, {}]
+
+    # A duplicate id, of an existing instance or within the batch, refuses the whole batch: 409, nothing made.
+    already_exists = (409, [{"code": 10021, "message": "instance.already_exists"}])
+    for clash in (
+        [{"instance_id": "b5"}, {"instance_id": "b1"}],
+        [{"instance_id": "b6"}, {}, {"instance_id": "b6"}],
+        [{"instance_id": "b7", "params": {}}, {"instance_id": single["id"]}],
+    ):
+        refused = http.post(batch, json=clash, headers=CF_HEADERS)
+        assert cf_error(refused) == already_exists, clash
+    for invalid in ([{"instance_id": "b8"}, {"instance_id": "bad id"}], [{"instance_id": "b9"}, "x"], {"a": 1}):
+        refused = http.post(batch, json=invalid, headers=CF_HEADERS)
+        assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == 10001, invalid
+    assert [e["id"] for e in emu.executions("cloudflare")] == [*ids, single["id"]]
+    for never in ("b5", "b6", "b7", "b8", "b9"):
+        assert http.get(cf_url(emu, suffix=f"/{never}"), headers=CF_HEADERS).status_code == 404
 
 
 def test_cloudflare_list_with_cursor(emu: WorkflowEmulator, http: requests.Session) -> None:
@@ -468,6 +487,249 @@ def test_cloudflare_events(emu: WorkflowEmulator, http: requests.Session) -> Non
     assert sent.json() == {"success": True, "errors": [], "messages": [], "result": None}
     assert emu.requests[-1].operation == "event"
     assert http.post(cf_url(emu, suffix="/nope/events/approval"), json={}, headers=CF_HEADERS).status_code == 404
+
+
+# -- Cloudflare step.waitForEvent (human in the loop) -------------------------------------------------
+
+APPROVAL = {"duration": 0.35, "queued_for": 0.05, "wait_after": 0.1, "wait_for_event": "approval"}
+
+
+def cf_event(
+    http: requests.Session, emu: WorkflowEmulator, iid: str, event_type: str, payload: Any = None
+) -> requests.Response:
+    return http.post(cf_url(emu, suffix=f"/{iid}/events/{event_type}"), json=payload, headers=CF_HEADERS)
+
+
+def cf_status(http: requests.Session, emu: WorkflowEmulator, iid: str, workflow: str = "nightly") -> str:
+    return cf_get(http, emu, iid, workflow)["status"]
+
+
+def cf_error(response: requests.Response) -> tuple[int, list[dict[str, Any]]]:
+    body = response.json()
+    assert body["success"] is False and body["result"] is None and body["messages"] == []
+    return response.status_code, body["errors"]
+
+
+def cf_wait_start(
+    http: requests.Session, emu: WorkflowEmulator, params: Any = None, iid: str | None = None, workflow: str = "nightly"
+) -> str:
+    body: dict[str, Any] = {"params": params or {}}
+    if iid is not None:
+        body["instance_id"] = iid
+    response = http.post(cf_url(emu, workflow), json=body, headers=CF_HEADERS)
+    assert response.status_code == 200, response.text
+    return response.json()["result"]["id"]
+
+
+def test_cloudflare_wait_for_event_resumes_on_its_event(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.script("cloudflare", "nightly", WorkflowScript(steps=["prepare", "apply"], **APPROVAL))
+    iid = cf_wait_start(http, emu, {"day": 1})
+    seen = wait_for(lambda: cf_status(http, emu, iid), lambda s: s == "waiting")
+    assert seen[0] in ("queued", "running") and set(seen) <= {"queued", "running", "waiting"}
+
+    time.sleep(0.4)  # longer than the whole script: the clock stands still while waiting
+    waiting = cf_get(http, emu, iid)
+    assert waiting["status"] == "waiting"
+    assert (waiting["success"], waiting["output"], waiting["end"], waiting["error"]) == (None, None, None, None)
+    assert waiting["start"] is not None and waiting["step_count"] == 2
+    prepare, wait = waiting["steps"]
+    assert (prepare["name"], prepare["type"], prepare["success"]) == ("prepare", "step", True)
+    assert wait == {
+        "name": "wait for approval",
+        "type": "waitForEvent",
+        "start": prepare["end"],
+        "end": None,
+        "finished": False,
+        "output": None,
+        "error": None,
+    }
+    listed = http.get(cf_url(emu), params={"status": "waiting"}, headers=CF_HEADERS).json()
+    assert [item["id"] for item in listed["result"]] == [iid] and listed["result"][0]["ended_on"] is None
+
+    # Another event type is taken (and recorded) but does not end the wait.
+    other = cf_event(http, emu, iid, "comment", {"text": "looks fine"})
+    assert (other.status_code, other.json()) == (200, {"success": True, "errors": [], "messages": [], "result": None})
+    time.sleep(0.05)
+    assert cf_status(http, emu, iid) == "waiting"
+
+    resumed_at = time.monotonic()
+    approval = cf_event(http, emu, iid, "approval", {"approved": True, "by": "ana"})
+    assert approval.status_code == 200 and approval.json()["result"] is None
+    assert cf_status(http, emu, iid) == "running"
+    final = wait_for(lambda: cf_get(http, emu, iid), lambda r: r["status"] != "running")[-1]
+    # The rest of the script (duration - queued_for - wait_after = 0.2 s) runs after the event.
+    assert time.monotonic() - resumed_at >= 0.2
+    assert final["status"] == "complete" and final["success"] is True
+    assert final["output"] == {"result": "ok", "input": {"day": 1}, "event": {"approved": True, "by": "ana"}}
+    assert [(s["name"], s["type"]) for s in final["steps"]] == [
+        ("prepare", "step"),
+        ("wait for approval", "waitForEvent"),
+        ("apply", "step"),
+    ]
+    wait = final["steps"][1]
+    assert wait["finished"] is True and wait["output"] == {"approved": True, "by": "ana"}
+    assert parse_iso(wait["start"]) < parse_iso(wait["end"]) <= parse_iso(final["steps"][2]["start"])
+    assert parse_iso(final["end"]) - parse_iso(wait["end"]) >= timedelta(seconds=0.19)
+    assert final["step_count"] == 3
+
+    [snapshot] = emu.executions("cloudflare", "nightly")
+    assert snapshot["events"] == [
+        {"type": "comment", "payload": {"text": "looks fine"}},
+        {"type": "approval", "payload": {"approved": True, "by": "ana"}},
+    ]
+    # A finished instance takes no more events, and the refused one is not recorded.
+    late = cf_event(http, emu, iid, "approval", {"approved": False})
+    message = "Cannot send event to instance: instance is already complete and not waiting for events"
+    assert cf_error(late) == (400, [{"code": 10001, "message": message}])
+    assert len(emu.executions("cloudflare", "nightly")[0]["events"]) == 2
+    assert [r.operation for r in emu.requests if r.method == "POST" and "/events/" in r.path] == ["event"] * 3
+
+
+def test_cloudflare_event_outputs_and_outcomes(emu: WorkflowEmulator, http: requests.Session) -> None:
+    fast = {**APPROVAL, "duration": 0.2, "wait_after": 0.0}
+    emu.script("cloudflare", "dict-out", WorkflowScript(output={"rows": 3}, **fast))
+    emu.script("cloudflare", "list-out", WorkflowScript(output=[1, 2], **fast))
+    emu.script("cloudflare", "fails", WorkflowScript(outcome="failure", error_message="rejected", **fast))
+    started = {workflow: cf_wait_start(http, emu, workflow=workflow) for workflow in ("dict-out", "list-out", "fails")}
+
+    def fetch(workflow: str) -> Callable[[], dict[str, Any]]:
+        return lambda: cf_get(http, emu, started[workflow], workflow)
+
+    for workflow, iid in started.items():
+        wait_for(fetch(workflow), lambda r: r["status"] == "waiting")
+        sent = http.post(cf_url(emu, workflow, f"/{iid}/events/approval"), json="yes", headers=CF_HEADERS)
+        assert sent.status_code == 200
+    finals = {workflow: wait_for(fetch(workflow), lambda r: r["end"] is not None)[-1] for workflow in started}
+    assert finals["dict-out"]["output"] == {"rows": 3, "event": "yes"}
+    assert finals["list-out"]["output"] == {"result": [1, 2], "event": "yes"}
+    assert finals["fails"]["status"] == "errored" and finals["fails"]["output"] is None
+    assert finals["fails"]["error"] == {"name": "Error", "message": "rejected"}
+    # wait_after 0: the wait begins as soon as the instance runs, before any step.
+    assert [s["type"] for s in finals["dict-out"]["steps"]] == ["waitForEvent", "step", "step"]
+
+
+def test_cloudflare_event_sent_before_the_wait_is_buffered(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.script("cloudflare", "nightly", WorkflowScript(**{**APPROVAL, "duration": 0.4, "wait_after": 0.15}))
+    iid = cf_wait_start(http, emu)
+    assert cf_event(http, emu, iid, "approval", {"early": True}).status_code == 200
+    seen = wait_for(lambda: cf_status(http, emu, iid), lambda s: s == "complete")
+    assert "waiting" not in seen
+    final = cf_get(http, emu, iid)
+    assert final["output"]["event"] == {"early": True}
+    wait = final["steps"][1]
+    assert wait["type"] == "waitForEvent" and wait["finished"] is True and wait["start"] == wait["end"]
+
+
+def test_cloudflare_status_changes_around_a_wait(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.script("cloudflare", "nightly", WorkflowScript(**{**APPROVAL, "duration": 0.25}))
+    iid = cf_wait_start(http, emu)
+    wait_for(lambda: cf_status(http, emu, iid), lambda s: s == "waiting")
+
+    not_paused = cf_patch(http, emu, iid, "resume")
+    assert cf_error(not_paused) == (
+        400,
+        [{"code": 10001, "message": "Cannot resume instance: instance is waiting, not paused"}],
+    )
+    # Pause while waiting, resume: still waiting, the event has not come.
+    assert cf_patch(http, emu, iid, "pause").json()["result"]["status"] == "paused"
+    assert cf_status(http, emu, iid) == "paused"
+    assert cf_patch(http, emu, iid, "resume").json()["result"]["status"] == "waiting"
+    time.sleep(0.1)
+    assert cf_status(http, emu, iid) == "waiting"
+    # The event arrives while paused: it stays paused, and resuming runs on instead of waiting.
+    cf_patch(http, emu, iid, "pause")
+    assert cf_event(http, emu, iid, "approval", {"ok": 1}).status_code == 200
+    time.sleep(0.3)  # longer than the rest of the script: paused means stopped
+    assert cf_status(http, emu, iid) == "paused"
+    assert cf_patch(http, emu, iid, "resume").json()["result"]["status"] == "running"
+    assert wait_for(lambda: cf_get(http, emu, iid), lambda r: r["end"] is not None)[-1]["output"]["event"] == {"ok": 1}
+
+
+def test_cloudflare_terminate_and_restart_a_waiting_instance(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.script("cloudflare", "nightly", WorkflowScript(**{**APPROVAL, "duration": 0.25}))
+    iid = cf_wait_start(http, emu, iid="needs-approval")
+    wait_for(lambda: cf_status(http, emu, iid), lambda s: s == "waiting")
+    cf_event(http, emu, iid, "comment", "not yet")
+
+    terminated = cf_patch(http, emu, iid, "terminate")
+    assert terminated.status_code == 200
+    assert terminated.json()["result"]["status"] == "terminated"
+    final = cf_get(http, emu, iid)
+    assert (final["status"], final["success"], final["output"]) == ("terminated", False, None)
+    wait = final["steps"][-1]
+    assert wait["type"] == "waitForEvent" and wait["finished"] is False and wait["end"] == final["end"]
+    message = "Cannot send event to instance: instance is already terminated and not waiting for events"
+    assert cf_error(cf_event(http, emu, iid, "approval")) == (400, [{"code": 10001, "message": message}])
+    for action in ("pause", "resume", "terminate"):
+        assert cf_error(cf_patch(http, emu, iid, action)) == (
+            400,
+            [{"code": 10001, "message": f"Cannot {action} instance: instance is already terminated"}],
+        ), action
+
+    # A restart starts from scratch: queued again, the events forgotten, and it waits again.
+    restarted = cf_patch(http, emu, iid, "restart")
+    assert restarted.status_code == 200 and restarted.json()["result"]["status"] == "queued"
+    assert emu.executions("cloudflare")[0]["events"] == []
+    fresh = cf_get(http, emu, iid)
+    assert fresh["status"] in ("queued", "running") and fresh["end"] is None
+    assert all(step["type"] == "step" for step in fresh["steps"])  # the old wait is gone
+    wait_for(lambda: cf_status(http, emu, iid), lambda s: s == "waiting")
+    cf_event(http, emu, iid, "approval", {"second": "try"})
+    done = wait_for(lambda: cf_get(http, emu, iid), lambda r: r["end"] is not None)[-1]
+    assert done["status"] == "complete" and done["output"]["event"] == {"second": "try"}
+    assert emu.executions("cloudflare")[0]["events"] == [{"type": "approval", "payload": {"second": "try"}}]
+
+    # From complete: resume, pause and terminate do not fit; restart still does.
+    for action in ("resume", "pause", "terminate"):
+        assert cf_error(cf_patch(http, emu, iid, action)) == (
+            400,
+            [{"code": 10001, "message": f"Cannot {action} instance: instance is already complete"}],
+        ), action
+    assert cf_patch(http, emu, iid, "restart").json()["result"]["status"] == "queued"
+    assert cf_patch(http, emu, iid, "pause").json()["result"]["status"] == "paused"  # queued can be paused
+    assert cf_error(cf_patch(http, emu, iid, "pause"))[1][0]["message"] == (
+        "Cannot pause instance: instance is already paused"
+    )
+    assert cf_patch(http, emu, iid, "restart").json()["result"]["status"] == "queued"  # from paused too
+    missing = cf_patch(http, emu, "nope", "pause")
+    assert cf_error(missing) == (404, [{"code": 10001, "message": "instance.not_found"}])
+    assert cf_error(cf_event(http, emu, "nope", "approval")) == (404, missing.json()["errors"])
+
+
+def test_cloudflare_wait_script_validation(emu: WorkflowEmulator, http: requests.Session) -> None:
+    for bad in (
+        {"wait_for_event": ""},
+        {"wait_for_event": 3},
+        {"wait_for_event": "approval", "wait_after": -1},
+        {"wait_for_event": "approval", "wait_after": "soon"},
+        {"wait_for_event": "approval", "duration": 0.3, "queued_for": 0.1, "wait_after": 0.25},
+    ):
+        with pytest.raises(ValueError):
+            emu.script("cloudflare", "wf", WorkflowScript(**bad))
+    with pytest.raises(ValueError, match="cloudflare"):
+        emu.script("datadog", "wf", WorkflowScript(wait_for_event="approval"))
+    # wait_after may leave no time after the event: the instance then completes as the event arrives.
+    emu.script(
+        "cloudflare", "nightly", WorkflowScript(duration=0.15, queued_for=0.05, wait_after=0.1, wait_for_event="go")
+    )
+    iid = cf_wait_start(http, emu)
+    wait_for(lambda: cf_status(http, emu, iid), lambda s: s == "waiting")
+    time.sleep(0.05)
+    assert cf_status(http, emu, iid) == "waiting"
+    cf_event(http, emu, iid, "go")
+    final = cf_get(http, emu, iid)
+    assert final["status"] == "complete" and final["output"]["event"] is None  # an empty body is a null payload
+
+
+def test_cloudflare_seeded_instances_and_waits(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.script("cloudflare", "nightly", WorkflowScript(**{**APPROVAL, "wait_after": 0.0}))
+    finished = emu.create_executions("cloudflare", "nightly", 2)
+    pending = emu.create_executions("cloudflare", "nightly", 1, finished=False)
+    assert [cf_status(http, emu, iid) for iid in finished] == ["complete", "complete"]
+    wait_for(lambda: cf_status(http, emu, pending[0]), lambda s: s == "waiting")
+    assert [e["events"] for e in emu.executions("cloudflare", "nightly")] == [[], [], []]
+    emu.create_executions("datadog", "wf", 1)
+    assert "events" not in emu.executions("datadog")[0]  # only Cloudflare has events
 
 
 # -- SailPoint ---------------------------------------------------------------------------------------
@@ -996,6 +1258,26 @@ def test_control_api(emu: WorkflowEmulator, http: requests.Session) -> None:
         assert response.status_code == 400 and response.json()["error"], body
     assert http.get(f"{control}/executions", params={"vendor": "github"}).status_code == 400
     assert http.get(f"{control}/nope").status_code == 404
+
+
+def test_control_api_wait_for_event_scripts(emu: WorkflowEmulator, http: requests.Session) -> None:
+    control = f"{emu.url}/_emulator"
+    script = {"vendor": "cloudflare", "workflow": "nightly", **APPROVAL}
+    assert http.post(f"{control}/scripts", json=script).json() == {"status": "ok"}
+    iid = cf_wait_start(http, emu)
+    wait_for(lambda: cf_status(http, emu, iid), lambda s: s == "waiting")
+    cf_event(http, emu, iid, "approval", {"ok": True})
+    executions = http.get(f"{control}/executions", params={"vendor": "cloudflare"}).json()
+    assert [(e["id"], e["events"]) for e in executions] == [(iid, [{"type": "approval", "payload": {"ok": True}}])]
+    for bad in (
+        {**script, "wait_after": 5},
+        {**script, "wait_after": "later"},
+        {**script, "wait_for_event": ""},
+        {**script, "vendor": "datadog"},
+    ):
+        response = http.post(f"{control}/scripts", json=bad)
+        assert response.status_code == 400 and response.json()["error"], bad
+    assert "wait_after" in http.post(f"{control}/scripts", json={**script, "wait_after": 5}).json()["error"]
 
 
 def test_unknown_paths(emu: WorkflowEmulator, http: requests.Session) -> None:
