@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # uv is installed with pip when missing; it is run as a module so that no PATH change is needed.
 UV := $(PYTHON) -m uv
 
-.PHONY: venv test demo lint clean test-matrix bench
+.PHONY: venv test demo lint clean test-matrix bench e2e system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -21,6 +21,15 @@ test: venv
 demo: venv
 	$(BIN)/python -m airflow_workflow_provider.testing.demo
 
+# System packages the browser test needs (Debian's chromium); idempotent.
+system-deps:
+	bash scripts/ci-system-deps.sh
+
+# A real deployment (scheduler, triggerer, dag-processor, api-server on 127.0.0.1), the UI in Chromium, the wheel.
+e2e: venv
+	$(UV) pip install --quiet --python $(BIN)/python -e ".[test,e2e]"
+	$(BIN)/python -m pytest -q -m "e2e or browser" tests/e2e
+
 # Oldest and newest Airflow 3 on the oldest and newest Python (each in its own venv under .matrix/).
 test-matrix:
 	bash scripts/test-matrix.sh
@@ -32,4 +41,4 @@ lint: venv
 	$(BIN)/ruff check airflow_workflow_provider tests example_dags
 
 clean:
-	rm -rf $(VENV) airflow-home .matrix
+	rm -rf $(VENV) airflow-home .matrix reports/ui

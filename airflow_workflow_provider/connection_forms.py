@@ -70,6 +70,8 @@ class ConnectionForm:
                         "type": ["string", "null"],
                         **({"format": "password"} if f.secret else {}),
                         **({"default": f.default} if f.default is not None else {}),
+                        # Airflow 3.2+'s form shows schema examples as the field's placeholder.
+                        **({"examples": [f.placeholder]} if f.placeholder else {}),
                     },
                 }
                 for name, f in self._all_extra_fields().items()
@@ -121,7 +123,9 @@ DATADOG = ConnectionForm(
         "extra": '{"connect_timeout": 10, "read_timeout": 30, "max_attempts": 5}',
     },
     extra_fields={
-        "application_key": ExtraField(
+        # The name contains "secret" so that Airflow masks it in the UI, the REST API and the CLI
+        # (it masks extras by name only; "application_key" matches none of its sensitive words).
+        "application_key_secret": ExtraField(
             "Application key",
             "Application key with the workflows_read and workflows_run permissions.",
             secret=True,

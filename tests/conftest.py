@@ -42,7 +42,7 @@ def vendor_connection(vendor: str, emulator: WorkflowEmulator, **extra: Any) -> 
             "conn_type": "datadog_workflows",
             "host": "datadoghq.com",
             "password": creds.datadog_api_key,
-            "extra": {**base, "application_key": creds.datadog_application_key, **extra},
+            "extra": {**base, "application_key_secret": creds.datadog_application_key, **extra},
         }
     if vendor == "cloudflare":
         return {

@@ -90,7 +90,9 @@ class DatadogApi(VendorApi):
     def __init__(self, *, site: str, api_key: str, application_key: str, settings: ClientSettings) -> None:
         self.site = normalize_site(site)
         self._api_key = require_secret("password (API key)", api_key, "Datadog API key")
-        self._application_key = require_secret("extra.application_key", application_key, "Datadog application key")
+        self._application_key = require_secret(
+            "extra.application_key_secret", application_key, "Datadog application key"
+        )
         super().__init__(
             base_url=settings.base_url or f"https://api.{self.site}",
             settings=settings,
@@ -234,7 +236,7 @@ class DatadogWorkflowsHook(BaseWorkflowsHook):
     """Run Datadog Workflow Automation workflows.
 
     Connection: host = Datadog site (default datadoghq.com), password = API key,
-    extra ``application_key`` = application key with ``workflows_read`` and ``workflows_run``.
+    extra ``application_key_secret`` = application key with ``workflows_read`` and ``workflows_run``.
     """
 
     connection_form = DATADOG
@@ -245,6 +247,7 @@ class DatadogWorkflowsHook(BaseWorkflowsHook):
         return DatadogApi(
             site=conn.host or extra.get("site") or DEFAULT_SITE,
             api_key=conn.password,
-            application_key=extra.get("application_key"),
+            # "application_key" is the name this provider used first; still read so existing connections work.
+            application_key=extra.get("application_key_secret") or extra.get("application_key"),
             settings=ClientSettings.from_extra(extra),
         )

@@ -32,7 +32,10 @@ def _connections(emulator: Any) -> dict[str, dict[str, Any]]:
             "conn_type": "datadog_workflows",
             "host": "datadoghq.com",
             "password": creds.datadog_api_key,
-            "extra": {"application_key": creds.datadog_application_key, "base_url": emulator.base_url("datadog")},
+            "extra": {
+                "application_key_secret": creds.datadog_application_key,
+                "base_url": emulator.base_url("datadog"),
+            },
         },
         "cloudflare": {
             "conn_type": "cloudflare_workflows",

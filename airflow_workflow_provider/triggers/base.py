@@ -57,11 +57,14 @@ class WorkflowExecutionTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> Any:
+    async def _hook(self) -> Any:
         from importlib import import_module
 
         module, _, name = self.hook_class_path.rpartition(".")
-        return getattr(import_module(module), name)(conn_id=self.conn_id)
+        # The first import of a hook pulls in requests, pydantic and friends: a second or two that
+        # must not stall the triggerer's event loop, and every other trigger on it, so it runs in a thread.
+        loaded = await asyncio.to_thread(import_module, module)
+        return getattr(loaded, name)(conn_id=self.conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.http import async_session_lease
@@ -73,7 +76,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
     async def _follow(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.errors import WorkflowProviderError
 
-        hook = self._hook()
+        hook = await self._hook()
         stop_at = {ExecutionState(s) for s in self.stop_states}
         ids = {"workflow": self.workflow, "execution_id": self.execution_id}
         try:
@@ -120,6 +123,6 @@ class WorkflowExecutionTrigger(BaseTrigger):
 
         try:
             async with async_session_lease():
-                await self._hook().acancel_execution(self.workflow, self.execution_id)
+                await (await self._hook()).acancel_execution(self.workflow, self.execution_id)
         except WorkflowApiError as exc:
             self.log.warning("could not cancel execution %s: %s", self.execution_id, exc)

@@ -195,7 +195,7 @@ def test_client_settings_from_strings() -> None:
 
 
 def test_missing_secrets_name_the_field() -> None:
-    with pytest.raises(WorkflowInputError, match="application_key"):
+    with pytest.raises(WorkflowInputError, match="application_key_secret"):
         DatadogApi(site="datadoghq.com", api_key="k", application_key="", settings=SETTINGS)
     with pytest.raises(WorkflowInputError, match="API token"):
         CloudflareApi(account_id="acc", api_token="", settings=SETTINGS)
@@ -289,7 +289,7 @@ def test_provider_info_lists_connection_types() -> None:
         assert "conn-fields" not in types["datadog_workflows"]  # Airflow 3.0/3.1 ask the hooks instead
         return
     fields = types["datadog_workflows"]["conn-fields"]
-    assert fields["application_key"]["schema"]["format"] == "password"
+    assert fields["application_key_secret"]["schema"]["format"] == "password"
     assert "format" not in fields["base_url"]["schema"]
 
 
