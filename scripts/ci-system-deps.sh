@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# System packages the CI run needs beyond Python: Debian's Chromium for the browser tests (tests/e2e, marker
+# `browser`; Playwright drives /usr/bin/chromium and never downloads a browser of its own) and fonts for legible
+# screenshots. Idempotent and quiet: installs only what is missing, prints one line, shows apt's log on failure.
+# Usage (root, or a user with sudo): bash scripts/ci-system-deps.sh
+set -euo pipefail
+
+PACKAGES=(chromium fonts-liberation ca-certificates)
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "ci-system-deps: no apt-get (not Debian/Ubuntu); install by hand: ${PACKAGES[*]}" >&2
+  exit 1
+fi
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  if [ "$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)" != "installed" ]; then
+    missing+=("$package")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "ci-system-deps: already installed: ${PACKAGES[*]}"
+  exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo -n)
+  else
+    echo "ci-system-deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+log=$(mktemp -t ci-system-deps.XXXXXX.log)
+trap 'rm -f "$log"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+if ! { "${SUDO[@]}" apt-get update -qq \
+      && "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  echo "ci-system-deps: installing ${missing[*]} failed:" >&2
+  tail -n 40 "$log" >&2
+  exit 1
+fi
+echo "ci-system-deps: installed ${missing[*]} ($(chromium --version 2>/dev/null | head -n 1 || echo 'chromium: no version'))"
