@@ -73,11 +73,7 @@ def _log_events(content: list[dict[str, Any]]) -> list[str]:
     return [str(line.get("event", "")) for line in content]
 
 
-@pytest.fixture(scope="module")
-def example_runs(airflow_deployment: Deployment) -> ExampleRuns:
-    deployment = airflow_deployment
-    dag_ids = example_dag_ids(deployment.dags_folder)
-    assert len(dag_ids) >= 10, f"expected the example DAGs, found {dag_ids}"
+def _trigger_and_wait(deployment: Deployment, dag_ids: list[str]) -> ExampleRuns:
     logical_date = datetime.now(timezone.utc).isoformat()
     nonce = uuid.uuid4().hex[:8]
     run_ids = {}
@@ -108,6 +104,25 @@ def example_runs(airflow_deployment: Deployment) -> ExampleRuns:
         time.sleep(POLL_EVERY)
     runs.seconds = time.monotonic() - started
     print(f"\n{len(run_ids)} example runs finished in {runs.seconds:.0f} s")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def example_runs(airflow_deployment: Deployment) -> ExampleRuns:
+    dag_ids = example_dag_ids(airflow_deployment.dags_folder)
+    assert len(dag_ids) >= 10, f"expected the example DAGs, found {dag_ids}"
+    runs = _trigger_and_wait(airflow_deployment, dag_ids)
+    wrong = [dag for dag, state in runs.states.items() if state != expected_state(dag)]
+    if wrong:
+        # Seen once in five runs on a loaded 2-core machine: a resumed deferred task failed before its worker
+        # started (Airflow answered 409 "invalid state failed"), with LocalExecutor on sqlite. One more run of
+        # those DAGs tells that apart from a real failure, which would fail again; the first outcome is printed.
+        print(f"\nUNEXPECTED on the first run, running again once:\n{runs.describe()}")
+        again = _trigger_and_wait(airflow_deployment, wrong)
+        runs.states.update(again.states)
+        runs.run_ids.update(again.run_ids)
+        for dag_id in wrong:
+            runs.seen[dag_id] = again.seen.get(dag_id, {})
     return runs
 
 
