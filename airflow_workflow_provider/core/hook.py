@@ -13,6 +13,7 @@ from airflow_workflow_provider.connection_forms import ConnectionForm, plain_ext
 from airflow_workflow_provider.core.api import AuthFlow, ClientSettings, VendorApi
 from airflow_workflow_provider.core.errors import (
     AuthenticationError,
+    BadRequestError,
     NotFoundError,
     PermissionDeniedError,
     WorkflowApiError,
@@ -21,6 +22,7 @@ from airflow_workflow_provider.core.errors import (
 )
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, AsyncSender, RetryPolicy, SyncSender
 from airflow_workflow_provider.core.models import WorkflowExecution
+from airflow_workflow_provider.core.states import ExecutionState
 from airflow_workflow_provider.core.validation import require_id, require_json_object
 
 T = TypeVar("T")
@@ -149,14 +151,27 @@ class BaseWorkflowsHook(BaseHook):
         return await self._acall(request, api.parse_execution, api)
 
     def cancel_execution(self, workflow: str, execution_id: str) -> None:
+        """Cancel an execution; one that is already canceled counts as done.
+
+        A cancel whose answer was lost is resent, and the vendor then refuses it as "already
+        canceled": the goal is reached, so that is no error.
+        """
         request = self.api.cancel_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
-        self._call(request, ignore_body)
+        try:
+            self._call(request, ignore_body)
+        except BadRequestError:
+            if self.get_execution(workflow, execution_id).state is not ExecutionState.CANCELED:
+                raise
         self.log.info("%s canceled execution %s of workflow %s", self.api.vendor, execution_id, workflow)
 
     async def acancel_execution(self, workflow: str, execution_id: str) -> None:
         api = await self.get_async_api()
         request = api.cancel_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
-        await self._acall(request, ignore_body, api)
+        try:
+            await self._acall(request, ignore_body, api)
+        except BadRequestError:
+            if (await self.aget_execution(workflow, execution_id)).state is not ExecutionState.CANCELED:
+                raise
         self.log.info("%s canceled execution %s of workflow %s", api.vendor, execution_id, workflow)
 
     def explain_failure(self, execution: WorkflowExecution) -> WorkflowExecution:

@@ -307,3 +307,14 @@ def test_rate_limited_error_carries_the_wait(vendor: Vendor) -> None:
     with pytest.raises(RateLimitedError) as caught:
         hook.get_execution(vendor.workflow, execution_id)
     assert caught.value.retry_after == 0
+
+
+def test_cancel_whose_answer_was_lost_is_still_done(vendor: Vendor) -> None:
+    vendor.emulator.script(vendor.name, vendor.workflow, WorkflowScript(duration=30))
+    hook = vendor.hook()
+    execution_id = hook.start_execution(vendor.workflow)
+    vendor.emulator.inject_fault(vendor.name, "cancel", "reset_after")  # canceled, then the answer is lost
+
+    hook.cancel_execution(vendor.workflow, execution_id)  # the resend meets "already canceled": no error
+
+    assert hook.get_execution(vendor.workflow, execution_id).state is ExecutionState.CANCELED
