@@ -5,6 +5,7 @@ Reference: https://developer.sailpoint.com/docs/api/v3/workflows
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -47,6 +48,36 @@ LIST_STATUSES = ("Completed", "Failed", "Canceled", "Executing", "Queued", "Runn
 START_TIME_OPERATORS = ("eq", "lt", "le", "gt", "ge")
 
 
+class _TokenCache:
+    """OAuth tokens shared by every client of one process, per (API, client id, secret).
+
+    A triggerer runs many SailPoint triggers, each with its own hook: sharing the token means one
+    token request per client per token lifetime, not one per trigger (and one new pattern for the
+    secrets masker, not hundreds).
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> str | None:
+        with self._lock:
+            token, expires_at = self._tokens.get(key, ("", 0.0))
+        return token if token and time.monotonic() < expires_at else None
+
+    def peek(self, key: tuple[str, str, str]) -> str | None:
+        """The token even if expired: it must stay known to the redactor."""
+        with self._lock:
+            return self._tokens.get(key, ("", 0.0))[0] or None
+
+    def store(self, key: tuple[str, str, str], token: str, expires_at: float) -> None:
+        with self._lock:
+            self._tokens[key] = (token, expires_at)
+
+
+_TOKENS = _TokenCache()
+
+
 def tenant_hosts(tenant: str) -> tuple[str, str]:
     """The API host and the UI host for a tenant given as ``acme``, ``acme.api.identitynow.com`` or a URL."""
     value = tenant.strip().lower()
@@ -84,9 +115,7 @@ class SailPointApi(VendorApi):
             raise WorkflowInputError("extra.api_version", f"must be v3, beta or v<number>, got {api_version!r}")
         self.api_version = api_version
         self.default_start_mode = require_choice("extra.start_mode", default_start_mode, START_MODES)
-        self._token: str | None = None
-        self._token_expires_at = 0.0
-        self._token_lock = threading.Lock()
+        self._token_key = (settings.base_url or api_host, client_id, hashlib.sha256(client_secret.encode()).hexdigest())
         super().__init__(
             base_url=settings.base_url or f"https://{api_host}",
             settings=settings,
@@ -95,7 +124,8 @@ class SailPointApi(VendorApi):
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (*self._secrets, *((self._token,) if self._token else ()))
+        token = _TOKENS.peek(self._token_key)
+        return (*self._secrets, *((token,) if token else ()))
 
     # -- OAuth client credentials, cached until shortly before expires_in -------------------------
 
@@ -124,16 +154,11 @@ class SailPointApi(VendorApi):
                 message="no access_token in the answer",
             )
         lifetime = float(expires_in) if isinstance(expires_in, (int, float)) else 300.0
-        with self._token_lock:
-            self._token = token
-            self._token_expires_at = time.monotonic() + lifetime - min(TOKEN_REFRESH_MARGIN, lifetime / 10)
+        _TOKENS.store(self._token_key, token, time.monotonic() + lifetime - min(TOKEN_REFRESH_MARGIN, lifetime / 10))
         return token
 
     def _cached_token(self) -> str | None:
-        with self._token_lock:
-            if self._token and time.monotonic() < self._token_expires_at:
-                return self._token
-        return None
+        return _TOKENS.get(self._token_key)
 
     def auth_flow(self, request: ApiRequest) -> AuthFlow:
         token = self._cached_token()

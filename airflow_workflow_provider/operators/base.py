@@ -133,6 +133,7 @@ class ExecutionFollower:
             deadline=deadline,
             stop_states=list(self.stop_states),
             cancel_on_kill=self.cancel_on_kill,
+            first_check_at=time.time() + self.poll_interval,  # it was checked just now
         )
         self.log.info(
             "%s execution %s is %s; deferring the wait", self.hook.api.vendor, execution_id, execution.state.value

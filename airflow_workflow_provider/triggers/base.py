@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         deadline: float | None = None,
         stop_states: list[str] | tuple[str, ...] = (),
         cancel_on_kill: bool = True,
+        first_check_at: float | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -42,6 +44,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         self.deadline = deadline
         self.stop_states = tuple(stop_states)
         self.cancel_on_kill = cancel_on_kill
+        self.first_check_at = first_check_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -54,6 +57,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "stop_states": list(self.stop_states),
                 "cancel_on_kill": self.cancel_on_kill,
+                "first_check_at": self.first_check_at,
             },
         )
 
@@ -79,8 +83,15 @@ class WorkflowExecutionTrigger(BaseTrigger):
         hook = await self._hook()
         stop_at = {ExecutionState(s) for s in self.stop_states}
         ids = {"workflow": self.workflow, "execution_id": self.execution_id}
+        # Checks keep to a fixed grid (wall clock, as the trigger may move between triggerers): a slow
+        # answer or a stalled loop delays one check, not every later one. The operator checked just
+        # before deferring, so the first check here waits for its slot.
+        next_check = self.first_check_at if self.first_check_at is not None else time.time()
         try:
             while True:
+                wait = next_check - time.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 execution = await hook.aget_execution(self.workflow, self.execution_id)
                 if execution.is_terminal:
                     status = "success" if execution.succeeded else "failure"
@@ -93,20 +104,19 @@ class WorkflowExecutionTrigger(BaseTrigger):
                         execution_event("reached", message=message, execution=execution.summary(), **ids)
                     )
                     return
-                if self.deadline is not None and time.time() + self.poll_interval > self.deadline:
-                    remaining = self.deadline - time.time()
-                    if remaining <= 0:
-                        message = (
-                            f"execution {self.execution_id} still {execution.state.value} when the timeout ran out"
-                        )
-                        yield TriggerEvent(
-                            execution_event("timeout", message=message, execution=execution.summary(), **ids)
-                        )
-                        return
-                    await asyncio.sleep(remaining)
-                    continue
+                now = time.time()
+                if self.deadline is not None and now >= self.deadline:
+                    message = f"execution {self.execution_id} still {execution.state.value} when the timeout ran out"
+                    yield TriggerEvent(
+                        execution_event("timeout", message=message, execution=execution.summary(), **ids)
+                    )
+                    return
                 self.log.debug("execution %s is %s", self.execution_id, execution.state.value)
-                await asyncio.sleep(self.poll_interval)
+                next_check += self.poll_interval
+                if next_check <= now:  # slots missed while waiting for an answer: take the next one
+                    next_check += math.ceil((now - next_check) / self.poll_interval + 1e-9) * self.poll_interval
+                if self.deadline is not None:
+                    next_check = min(next_check, self.deadline)
         except WorkflowProviderError as exc:
             yield TriggerEvent(execution_event("error", message=str(exc), **ids))
 
