@@ -127,6 +127,9 @@ class Deployment:
     username: str = ADMIN_USER
     emulator_url: str = ""
     processes: dict[str, subprocess.Popen[Any]] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    # Earlier processes of restarted components: stop() also ends what is left of their sessions.
+    retired: list[subprocess.Popen[Any]] = field(default_factory=list)
     reaper: subprocess.Popen[Any] | None = None
     _token: str | None = None
     _stopped: bool = False
@@ -177,11 +180,11 @@ class Deployment:
         with self.log_file("cli").open("a") as handle:
             handle.write(f"$ airflow {shown(args)}  -> exit {code} in {seconds:.1f} s\n{out}\n{err}\n")
 
-    def start(self, name: str, command: list[str]) -> subprocess.Popen[Any]:
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[Any]:
         with self.log_file(name).open("ab") as log:
             proc = subprocess.Popen(
                 command,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -189,9 +192,24 @@ class Deployment:
                 start_new_session=True,  # own process group: stop() kills it with everything it started
             )
         self.processes[name] = proc
+        self.commands[name] = command
         with self.sessions_file.open("a") as sessions:  # for the watchdog, should pytest be killed
             sessions.write(f"{proc.pid}\n")
         return proc
+
+    def restart(
+        self, name: str, env: dict[str, str] | None = None, sig: int = signal.SIGTERM, grace: float = STOP_GRACE
+    ) -> subprocess.Popen[Any]:
+        """Stop component ``name`` (``sig`` to its process group, then SIGKILL after ``grace``), start it again.
+
+        ``env`` overrides settings for the new process only (e.g. ``AIRFLOW__SCHEDULER__...``).
+        """
+        old = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.pid, sig)
+        stop_process_group(old, grace=grace)
+        self.retired.append(old)
+        return self.start(name, self.commands[name], env=env)
 
     @property
     def sessions_file(self) -> Path:
@@ -225,7 +243,7 @@ class Deployment:
         for proc in self.processes.values():
             stop_process_group(proc, grace=max(0.1, deadline - time.monotonic()))
         # Whatever left its process group but not its session (or outlived its leader) goes too.
-        kill_sessions({proc.pid for proc in self.processes.values()}, grace=5)
+        kill_sessions({proc.pid for proc in [*self.processes.values(), *self.retired]}, grace=5)
         if self.reaper is not None:
             self.reaper.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
