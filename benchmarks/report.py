@@ -39,15 +39,14 @@ def _analysis(sections: list[Section]) -> list[str]:
         notes.append(
             f"- **SailPoint token per trigger** ({tokens} `POST /oauth/token` for {waits} trigger waits"
             + (f"; the operator-driven flow shows {flow_tokens} for one execution" if flow_tokens else "")
-            + "). Cause: every trigger "
-            "builds its own hook (`WorkflowExecutionTrigger._hook`) and so its own `SailPointApi`, whose token "
-            "cache (`_token`, `_token_expires_at`) lives on that instance; the operator's hook fetches another. "
-            "Proposed fix (`hooks/sailpoint.py`): keep the token cache process-wide, keyed by (token URL, client "
-            "id, a hash of the secret), shared by every `SailPointApi` in the process, refreshed once under "
-            "the existing lock; a triggerer then fetches one token per connection per token lifetime (~12 min), "
-            "and a 401 still invalidates and refreshes it once. The worker's token stays: Airflow 3 runs each "
-            "task in a process of its own, so one token request per SailPoint task is the floor, and the "
-            "operator-driven row can at best reach ideal + 1."
+            + "). Cause: the token cache is process-wide (one token per client per lifetime, `_TokenCache` in "
+            "`hooks/sailpoint.py`), but triggers that start together all find it empty and each fetch one "
+            "before the first answer is cached: there is no single-flight fetch, since the auth flow is a "
+            "generator driven by both the sync and the async stack and cannot hold a lock across its yields. "
+            "Proposed fix: an async single-flight (one in-flight token request per client, awaited by the "
+            "others) in the async send step. The worker's token stays: Airflow 3 runs each task in a process "
+            "of its own, so one token request per SailPoint task is the floor, and the operator-driven row can "
+            "at best reach ideal + 1."
         )
     masker = requests.data.get("masker", {}) if requests else {}
     blocked = requests.data.get("blocked", []) if requests else []
@@ -72,9 +71,8 @@ def _analysis(sections: list[Section]) -> list[str]:
                 if blocked
                 else "The loop probe saw no stall over 0.2 s in this run. "
             )
-            + "The cost grows with every token ever masked, and each SailPoint trigger refreshes its own token "
-            "every ~12 minutes, so a long-lived triggerer keeps adding patterns. The process-wide token cache "
-            "above fixes this too (one new pattern per connection per token lifetime)."
+            + "With the process-wide cache this is one new pattern per client per token lifetime (~12 min) "
+            "plus the concurrent first fetches above."
         )
     deltas = requests.data.get("check_deltas", {}) if requests else {}
     fewer = {v: sum(n for d, n in per.items() if d < 0) for v, per in deltas.items()}
@@ -154,7 +152,9 @@ def render(sections: list[Section], context: dict[str, Any]) -> str:
         lines += [
             "## Missed goals",
             "",
-            "The package code was left as it is; these are the causes measured and the fixes proposed.",
+            "The causes measured, and the fixes proposed for what is left (the fixes for the misses of the first "
+            "run, a token cache per hook, polls drifting off their grid and a second check right after deferring, "
+            "are in the package).",
             "",
         ]
         lines += [f"- {f.section}: {f.name}: {f.value} vs goal {f.goal}" for f in missed]

@@ -12,6 +12,7 @@ import contextlib
 import email.utils
 import json
 import logging
+import random
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -145,7 +146,9 @@ class RetryPolicy:
         exc = outcome.exception() if outcome is not None else None
         asked = getattr(exc, "retry_after", None)
         if asked is not None:
-            return min(float(asked), self.max_elapsed)
+            # At least what the vendor asked, plus a little jitter: clients throttled together must not
+            # all come back in the same instant and be throttled together again.
+            return min(float(asked) + random.uniform(0, min(1.0, 0.1 + float(asked) / 10)), self.max_elapsed)
         backoff = tenacity.wait_exponential_jitter(initial=self.initial_backoff, max=self.max_backoff)
         return backoff(retry_state)
 

@@ -52,6 +52,8 @@ def require_json_serializable(field: str, value: Any) -> Any:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise WorkflowInputError(field, f"must be JSON-serializable ({exc})") from None
+    except RecursionError:
+        raise WorkflowInputError(field, "must be JSON-serializable (nested too deeply)") from None
     return value
 
 

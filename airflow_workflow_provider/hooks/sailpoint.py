@@ -345,11 +345,22 @@ def _history_error(attributes: Mapping[str, Any]) -> str | None:
 
 
 def _iso(field: str, value: Any) -> str:
+    """A date-time for a filter expression, always re-formatted: nothing the caller wrote reaches the filter as is."""
     if isinstance(value, datetime):
-        return pendulum.instance(value).in_timezone("UTC").to_iso8601_string()
-    if isinstance(value, str) and value:
-        return value
-    raise WorkflowInputError(field, f"must be a datetime or an ISO 8601 string, got {value!r}")
+        moment = pendulum.instance(value)
+    elif isinstance(value, str) and value:
+        try:
+            parsed = pendulum.parse(value, tz="UTC")
+        except (ValueError, pendulum.parsing.exceptions.ParserError):
+            parsed = None
+        if not isinstance(parsed, pendulum.DateTime):
+            raise WorkflowInputError(
+                field, f"must be an ISO 8601 date-time such as 2026-11-23T00:00:00Z, got {value!r}"
+            )
+        moment = parsed
+    else:
+        raise WorkflowInputError(field, f"must be a datetime or an ISO 8601 string, got {value!r}")
+    return moment.in_timezone("UTC").to_iso8601_string()
 
 
 class SailPointWorkflowsHook(BaseWorkflowsHook):
