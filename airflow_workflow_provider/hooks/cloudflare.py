@@ -92,6 +92,8 @@ class CloudflareApi(VendorApi):
     status_map = CLOUDFLARE_STATUSES
 
     def __init__(self, *, account_id: str, api_token: str, email: str | None = None, settings: ClientSettings) -> None:
+        if not account_id:
+            raise WorkflowInputError("extra.account_id (Account ID)", "is empty; set the Cloudflare account id")
         self.account_id = require_id("extra.account_id (Account ID)", account_id)
         self._secret = require_secret("password (API token)", api_token, "Cloudflare API token or Global API Key")
         self._email = email or None

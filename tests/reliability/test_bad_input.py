@@ -286,10 +286,8 @@ MISSING = [
         "Global API Key",
         id="cf-email-without-global-key",
     ),
-    # An empty extra is dropped like a missing one; the message is then about its type, not its absence.
-    pytest.param(
-        "cloudflare", {}, {"account_id": ""}, "extra.account_id (Account ID)", "must be a string", id="cf-no-account"
-    ),
+    # An empty extra is dropped like a missing one: the message asks for it.
+    pytest.param("cloudflare", {}, {"account_id": ""}, "extra.account_id (Account ID)", "is empty", id="cf-no-account"),
     pytest.param(
         "cloudflare", {}, {"account_id": "acc/../x"}, "extra.account_id (Account ID)", "'/'", id="cf-bad-account"
     ),
