@@ -8,7 +8,6 @@ here every hook operation, sync and async, meets every kind of bad value through
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from datetime import datetime
@@ -17,13 +16,13 @@ from typing import Any
 import pytest
 
 from airflow_workflow_provider.core.errors import WorkflowInputError
-from airflow_workflow_provider.core.http import close_shared_async_session
 from airflow_workflow_provider.hooks.cloudflare import CloudflareWorkflowsHook
 from airflow_workflow_provider.hooks.datadog import SITES, DatadogWorkflowsHook
 from airflow_workflow_provider.hooks.sailpoint import SailPointWorkflowsHook
 from airflow_workflow_provider.operators.cloudflare import CloudflareRunWorkflowOperator
 from airflow_workflow_provider.operators.datadog import DatadogRunWorkflowOperator
 from airflow_workflow_provider.operators.sailpoint import SailPointRunWorkflowOperator
+from airflow_workflow_provider.testing.aio import run_async
 from airflow_workflow_provider.testing.emulator import WorkflowEmulator
 from tests.conftest import VENDORS, WORKFLOW_IDS
 
@@ -36,16 +35,6 @@ OPERATORS = {
 GOOD_ID = "3f8e1a52-5b7c-4d39-9c1e-7a0d2b6e4f10"
 
 
-def _sync(coroutine_factory: Callable[[], Any]) -> Any:
-    async def main() -> Any:
-        try:
-            return await coroutine_factory()
-        finally:
-            await close_shared_async_session()
-
-    return asyncio.run(main())
-
-
 # Every operation that takes an id, and which argument the bad value goes into.
 def _calls(hook: Any, workflow: str) -> dict[tuple[str, str], Callable[[Any], Any]]:
     return {
@@ -55,9 +44,9 @@ def _calls(hook: Any, workflow: str) -> dict[tuple[str, str], Callable[[Any], An
         ("cancel_execution", "workflow"): lambda bad: hook.cancel_execution(bad, GOOD_ID),
         ("cancel_execution", "execution_id"): lambda bad: hook.cancel_execution(workflow, bad),
         ("list_executions", "workflow"): lambda bad: hook.list_executions(bad),
-        ("aget_execution", "workflow"): lambda bad: _sync(lambda: hook.aget_execution(bad, GOOD_ID)),
-        ("aget_execution", "execution_id"): lambda bad: _sync(lambda: hook.aget_execution(workflow, bad)),
-        ("acancel_execution", "execution_id"): lambda bad: _sync(lambda: hook.acancel_execution(workflow, bad)),
+        ("aget_execution", "workflow"): lambda bad: run_async(lambda: hook.aget_execution(bad, GOOD_ID)),
+        ("aget_execution", "execution_id"): lambda bad: run_async(lambda: hook.aget_execution(workflow, bad)),
+        ("acancel_execution", "execution_id"): lambda bad: run_async(lambda: hook.acancel_execution(workflow, bad)),
     }
 
 
@@ -203,7 +192,7 @@ def _every_operation_refuses(emulator: WorkflowEmulator, hook: Any, workflow: st
         lambda: hook.get_execution(workflow, GOOD_ID),
         lambda: hook.cancel_execution(workflow, GOOD_ID),
         lambda: list(hook.list_executions(workflow)),
-        lambda: _sync(lambda: hook.aget_execution(workflow, GOOD_ID)),
+        lambda: run_async(lambda: hook.aget_execution(workflow, GOOD_ID)),
     ):
         with pytest.raises(WorkflowInputError) as caught:
             call()

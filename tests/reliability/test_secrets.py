@@ -8,7 +8,6 @@ faults, and vendor error bodies that echo a secret back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
 import uuid
@@ -27,11 +26,11 @@ from airflow_workflow_provider.core.errors import (
     WorkflowApiError,
     WorkflowProviderError,
 )
-from airflow_workflow_provider.core.http import close_shared_async_session
 from airflow_workflow_provider.core.models import WorkflowExecution
 from airflow_workflow_provider.hooks.cloudflare import CloudflareWorkflowsHook
 from airflow_workflow_provider.hooks.datadog import DatadogWorkflowsHook
 from airflow_workflow_provider.hooks.sailpoint import SailPointWorkflowsHook
+from airflow_workflow_provider.testing.aio import run_async
 from airflow_workflow_provider.testing.emulator import EmulatorCredentials, WorkflowEmulator, WorkflowScript
 from tests.conftest import VENDORS, WORKFLOW_IDS, connection_uri_env, vendor_connection
 
@@ -125,16 +124,6 @@ def _exception_texts(exc: BaseException) -> list[str]:
     return texts
 
 
-def _run(hook: Any, coroutine_factory: Callable[[], Any]) -> Any:
-    async def main() -> Any:
-        try:
-            return await coroutine_factory()
-        finally:
-            await close_shared_async_session()
-
-    return asyncio.run(main())
-
-
 def _every_operation(setup: Setup, vendor: str, conn_id: str) -> tuple[list[str], list[BaseException]]:
     """Run every hook operation, the failing ones too; return what they produced (texts) and raised."""
     emulator, secrets = setup.emulator, setup.secrets
@@ -172,17 +161,17 @@ def _every_operation(setup: Setup, vendor: str, conn_id: str) -> tuple[list[str]
     # async twins
     second = hook.start_execution(workflow)
     async_hook = HOOKS[vendor](conn_id)
-    executions.append(_run(async_hook, lambda: async_hook.aget_execution(workflow, second)))
-    _run(async_hook, lambda: async_hook.acancel_execution(workflow, second))
+    executions.append(run_async(lambda: async_hook.aget_execution(workflow, second)))
+    run_async(lambda: async_hook.acancel_execution(workflow, second))
 
     async def async_failure() -> Any:
         emulator.inject_fault(vendor, "get", "500", times=100)
         return await async_hook.aget_execution(workflow, second)
 
-    expect(ServerError, lambda: _run(async_hook, async_failure))
+    expect(ServerError, lambda: run_async(async_failure))
     emulator.reset()  # forgets the faults (and the executions: the calls below need none)
     if vendor == "sailpoint":
-        secrets.learn_tokens(_run(async_hook, async_hook.get_async_api))
+        secrets.learn_tokens(run_async(async_hook.get_async_api))
 
     # faults: each typed, each retried or not as the policy says
     second_get = (AuthenticationError, PermissionDeniedError)
@@ -242,7 +231,7 @@ def _wrong_credentials(setup: Setup, vendor: str) -> tuple[list[str], list[BaseE
             lambda h=hook: h.get_execution(workflow, "some-id"),
             lambda h=hook: list(h.list_executions(workflow)),
             lambda h=hook: h.cancel_execution(workflow, "some-id"),
-            lambda h=hook: _run(h, lambda: h.aget_execution(workflow, "some-id")),
+            lambda h=hook: run_async(lambda: h.aget_execution(workflow, "some-id")),
         ):
             with pytest.raises((AuthenticationError, PermissionDeniedError)) as caught:
                 call()
@@ -335,10 +324,10 @@ def test_a_secret_echoed_by_the_vendor_is_redacted(setup: Setup, vendor: str, ca
         # Each client echoes its own OAuth token (the sync and the async client each fetch one).
         execution_id = hook.start_execution(workflow)
         sync_echoed.append(_current_token(hook.api, creds))
-        _run(hook, lambda: hook.aget_execution(workflow, execution_id))
-        async_echoed.append(_current_token(_run(hook, hook.get_async_api), creds))
+        run_async(lambda: hook.aget_execution(workflow, execution_id))
+        async_echoed.append(_current_token(run_async(hook.get_async_api), creds))
         secrets.learn_tokens(hook.api)
-        secrets.learn_tokens(_run(hook, hook.get_async_api))
+        secrets.learn_tokens(run_async(hook.get_async_api))
 
     errors: list[BaseException] = []
     for secret in sync_echoed:
@@ -350,10 +339,10 @@ def test_a_secret_echoed_by_the_vendor_is_redacted(setup: Setup, vendor: str, ca
         errors.append(caught.value)
     for secret in async_echoed:
         with pytest.raises(NotFoundError) as caught:
-            _run(hook, lambda s=secret: hook.aget_execution(workflow, s))
+            run_async(lambda s=secret: hook.aget_execution(workflow, s))
         errors.append(caught.value)
         with pytest.raises(NotFoundError) as caught:
-            _run(hook, lambda s=secret: hook.acancel_execution(workflow, s))
+            run_async(lambda s=secret: hook.acancel_execution(workflow, s))
         errors.append(caught.value)
     hook.close()
 
