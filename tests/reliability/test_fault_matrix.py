@@ -220,11 +220,20 @@ def test_fault_cell(
         except WorkflowProviderError as exc:
             error = exc
         elapsed = time.monotonic() - started
-        if fault == "slow":
-            # The slow request is answered (and logged, and acted on) only after its delay: wait for it.
-            time.sleep(max(0.0, SLOW_DELAY + 0.3 - elapsed))
 
-        attempts = len([r for r in emulator.requests[requests_before:] if r.operation == emulator_operation])
+        def attempts_seen() -> int:
+            return len([r for r in emulator.requests[requests_before:] if r.operation == emulator_operation])
+
+        if fault == "slow":
+            # The slow request is answered (and logged, and acted on) only after its delay, later still on a
+            # loaded machine: wait until the expected requests are logged, bounded, then count what is there.
+            settle_by = time.monotonic() + SLOW_DELAY + 8
+            wanted = expected(vendor, operation, fault).attempts
+            while attempts_seen() < wanted and time.monotonic() < settle_by:
+                time.sleep(0.05)
+            time.sleep(0.2)  # and nothing more arrives after it
+
+        attempts = attempts_seen()
         executions = len(emulator.executions(vendor, workflow)) - executions_before
         outcome = f"error: {type(error).__name__}" if error else f"ok after {attempts} attempt{'s' * (attempts > 1)}"
         note = ""
