@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_workflow_provider.connection_forms import ConnectionForm, plain_extra
-from airflow_workflow_provider.core.api import AuthFlow, ClientSettings, VendorApi
+from airflow_workflow_provider.core.api import AuthFlow, VendorApi
 from airflow_workflow_provider.core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -70,13 +70,13 @@ class BaseWorkflowsHook(BaseHook):
         raise NotImplementedError
 
     @classmethod
-    def _build_api_checked(cls, conn: Any, extra: Mapping[str, Any]) -> VendorApi:
+    def _api_for(cls, conn: Any, extra: Mapping[str, Any]) -> VendorApi:
         return cls.build_api(conn, plain_extra(extra, cls.conn_type))
 
     @cached_property
     def api(self) -> VendorApi:
         conn = self.get_connection(self.conn_id)
-        api = self._build_api_checked(conn, conn.extra_dejson)
+        api = self._api_for(conn, conn.extra_dejson)
         _register_secrets(api.secrets_to_mask())
         return api
 
@@ -92,7 +92,7 @@ class BaseWorkflowsHook(BaseHook):
             except Exception as exc:
                 conn = await _connection_for_inline_triggers(self, exc)
             extra = await get_async_extra_dejson(conn)
-            self._async_api = self._build_api_checked(conn, extra)
+            self._async_api = self._api_for(conn, extra)
             await _aregister_secrets(self._async_api.secrets_to_mask())
         return self._async_api
 
@@ -103,10 +103,6 @@ class BaseWorkflowsHook(BaseHook):
     def close(self) -> None:
         if "_sender" in self.__dict__:
             self._sender.close()
-
-    @property
-    def settings(self) -> ClientSettings:
-        return self.api.settings
 
     # -- the send step, sync and async (the only two copies) -----------------------------------
 

@@ -83,7 +83,3 @@ class StatusMap:
                 ExecutionState.UNKNOWN.value,
             )
         return ExecutionState.UNKNOWN
-
-    def vendor_statuses(self, state: ExecutionState) -> list[str]:
-        """The vendor strings that mean ``state`` (for filters in list calls)."""
-        return [k for k, v in self._mapping.items() if v is state]
