@@ -64,7 +64,7 @@ def _child(out: Path, emulator_url: str, sizes: list[int]) -> None:
     for vendor in VENDORS:
         module, _, name = HOOKS[vendor].rpartition(".")
         hook_class = getattr(import_module(module), name)
-        warm = hook_class(conn_id=CONN_IDS[vendor])
+        warm = hook_class(CONN_IDS[vendor])
         assert sum(1 for _ in warm.list_executions(workflow(WARM_UP))) == WARM_UP
         warm.close()
         for n in sizes:
@@ -72,7 +72,7 @@ def _child(out: Path, emulator_url: str, sizes: list[int]) -> None:
             tracemalloc.start()
             tracemalloc.reset_peak()
             started = time.perf_counter()
-            hook = hook_class(conn_id=CONN_IDS[vendor])
+            hook = hook_class(CONN_IDS[vendor])
             seen = sum(1 for _ in hook.list_executions(workflow(n)))
             hook.close()
             seconds = time.perf_counter() - started

@@ -114,7 +114,10 @@ def _child(mode: str, out: Path, poll_interval: float) -> None:
     def make(vendor: str, workflow: str, execution_id: str) -> Any:
         if mode == "ours":
             return classes[vendor](
-                conn_id=CONN_IDS[vendor], workflow=workflow, execution_id=execution_id, poll_interval=poll_interval
+                **{f"{vendor}_conn_id": CONN_IDS[vendor]},
+                workflow=workflow,
+                execution_id=execution_id,
+                poll_interval=poll_interval,
             )
         return SessionPerPollTrigger(
             vendor=vendor,

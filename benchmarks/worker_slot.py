@@ -92,7 +92,7 @@ def _operator_child(vendor: str, out: Path, poll_interval: float) -> None:
         return operator_class(
             task_id="run",
             workflow=OURS_WORKFLOW,
-            conn_id=CONN_IDS[vendor],
+            **{f"{vendor}_conn_id": CONN_IDS[vendor]},
             deferrable=True,
             poll_interval=poll_interval,
         )

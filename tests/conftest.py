@@ -73,7 +73,7 @@ class Vendor:
     set_connection: Callable[..., str] = field(repr=False)
 
     def hook(self, conn_id: str | None = None) -> Any:
-        return self.hook_class(conn_id=conn_id or self.conn_id)
+        return self.hook_class(conn_id or self.conn_id)
 
     def executions(self, workflow: str | None = None) -> list[dict[str, Any]]:
         return self.emulator.executions(self.name, workflow or self.workflow)

@@ -36,7 +36,9 @@ class BaseWorkflowsHook(BaseHook):
     from an Airflow connection; everything that talks to the network lives here, once.
     """
 
-    conn_name_attr = "conn_id"
+    #: The vendor-named constructor argument holding the connection id (``datadog_conn_id`` ...), as
+    #: Airflow's convention wants: a generic ``conn_id`` in ``default_args`` must not reach every vendor.
+    conn_name_attr: ClassVar[str]
     default_conn_name: ClassVar[str]
     conn_type: ClassVar[str]
     hook_name: ClassVar[str]
@@ -54,13 +56,19 @@ class BaseWorkflowsHook(BaseHook):
         cls.get_connection_form_widgets = classmethod(lambda c: form.widgets())  # type: ignore[method-assign,assignment]
         cls.get_ui_field_behaviour = classmethod(lambda c: form.behaviour())  # type: ignore[method-assign,assignment]
 
-    def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, connection_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.conn_id = conn_id or self.default_conn_name
+        # Stored under the vendor's name too, where Airflow (and users) look for it.
+        setattr(self, self.conn_name_attr, connection_id or self.default_conn_name)
         self._async_api: VendorApi | None = None
 
+    @property
+    def connection_id(self) -> str:
+        """The Airflow connection id, whatever the vendor calls the argument."""
+        return str(getattr(self, self.conn_name_attr))
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(conn_id={self.conn_id!r})"
+        return f"{type(self).__name__}({self.conn_name_attr}={self.connection_id!r})"
 
     # -- building the API client from the connection -------------------------------------------
 
@@ -75,7 +83,7 @@ class BaseWorkflowsHook(BaseHook):
 
     @cached_property
     def api(self) -> VendorApi:
-        conn = self.get_connection(self.conn_id)
+        conn = self.get_connection(self.connection_id)
         api = self._api_for(conn, conn.extra_dejson)
         _register_secrets(api.secrets_to_mask())
         return api
@@ -88,7 +96,7 @@ class BaseWorkflowsHook(BaseHook):
             from airflow_workflow_provider._compat import get_async_extra_dejson
 
             try:
-                conn = await get_async_connection(self.conn_id, hook=self)
+                conn = await get_async_connection(self.connection_id, hook=self)
             except Exception as exc:
                 conn = await _connection_for_inline_triggers(self, exc)
             extra = await get_async_extra_dejson(conn)
@@ -264,7 +272,7 @@ async def _connection_for_inline_triggers(hook: BaseWorkflowsHook, lookup_error:
         raise lookup_error
     from asgiref.sync import sync_to_async
 
-    return await sync_to_async(hook.get_connection)(hook.conn_id)
+    return await sync_to_async(hook.get_connection)(hook.connection_id)
 
 
 def ignore_body(request: ApiRequest, response: ApiResponse) -> None:

@@ -358,6 +358,10 @@ class CloudflareWorkflowsHook(BaseWorkflowsHook):
 
     connection_form = CLOUDFLARE
     default_conn_name = "cloudflare_workflows_default"
+    conn_name_attr = "cloudflare_conn_id"
+
+    def __init__(self, cloudflare_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(cloudflare_conn_id, **kwargs)
 
     @classmethod
     def build_api(cls, conn: Any, extra: Mapping[str, Any]) -> CloudflareApi:

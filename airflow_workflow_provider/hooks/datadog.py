@@ -241,6 +241,10 @@ class DatadogWorkflowsHook(BaseWorkflowsHook):
 
     connection_form = DATADOG
     default_conn_name = "datadog_workflows_default"
+    conn_name_attr = "datadog_conn_id"
+
+    def __init__(self, datadog_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(datadog_conn_id, **kwargs)
 
     @classmethod
     def build_api(cls, conn: Any, extra: Mapping[str, Any]) -> DatadogApi:

@@ -373,6 +373,10 @@ class SailPointWorkflowsHook(BaseWorkflowsHook):
 
     connection_form = SAILPOINT
     default_conn_name = "sailpoint_workflows_default"
+    conn_name_attr = "sailpoint_conn_id"
+
+    def __init__(self, sailpoint_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(sailpoint_conn_id, **kwargs)
 
     @classmethod
     def build_api(cls, conn: Any, extra: Mapping[str, Any]) -> SailPointApi:

@@ -44,23 +44,36 @@ def _load(path: str) -> Any:
     return getattr(import_module(module), name)
 
 
-class ExecutionFollower:
-    """Waiting, deferring and judging the outcome: shared by the run operators and the sensors."""
+class VendorConnection:
+    """The connection argument, named after the vendor as in Airflow's official providers.
+
+    Each vendor class declares ``<vendor>_conn_id`` in its own signature (so that ``default_args``
+    reach it, and a generic ``conn_id`` reaches none) and names it in ``conn_name_attr``.
+    """
 
     hook_class_path: ClassVar[str]
+    conn_name_attr: ClassVar[str]
+
+    @property
+    def connection_id(self) -> str:
+        return str(getattr(self, self.conn_name_attr))
+
+    @cached_property
+    def hook(self) -> BaseWorkflowsHook:
+        return _load(self.hook_class_path)(self.connection_id)
+
+
+class ExecutionFollower(VendorConnection):
+    """Waiting, deferring and judging the outcome: shared by the run operators and the sensors."""
+
     trigger_class_path: ClassVar[str]
 
-    conn_id: str
     workflow: str
     poll_interval: float
     timeout: float | None
     cancel_on_kill: bool
     stop_states: tuple[str, ...]
     log: Any
-
-    @cached_property
-    def hook(self) -> BaseWorkflowsHook:
-        return _load(self.hook_class_path)(conn_id=self.conn_id)
 
     def _publish(self, context: Context, execution_id: str) -> None:
         """The id and the UI link go to XCom as soon as they are known, before any wait."""
@@ -126,7 +139,7 @@ class ExecutionFollower:
             return self._outcome(execution)
         deadline = self._deadline(context)
         trigger = _load(self.trigger_class_path)(
-            conn_id=self.conn_id,
+            **{self.conn_name_attr: self.connection_id},
             workflow=self.workflow,
             execution_id=execution_id,
             poll_interval=self.poll_interval,
@@ -205,7 +218,8 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
 
     :param workflow: the vendor's workflow id (Datadog, SailPoint) or name (Cloudflare). Templated.
     :param payload: the input of the execution, a JSON object. Templated.
-    :param conn_id: the Airflow connection holding the credentials.
+    :param <vendor>_conn_id: the Airflow connection holding the credentials (``datadog_conn_id``,
+        ``cloudflare_conn_id`` or ``sailpoint_conn_id``). Templated.
     :param wait_for_completion: wait until the execution ends (else return once it started).
     :param poll_interval: seconds between two status checks.
     :param timeout: seconds to wait at most; then the execution is canceled (``cancel_on_kill``) and the task fails.
@@ -216,18 +230,16 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
     :param durable: on retry, reattach to the execution an earlier try started (Airflow 3.3+).
     """
 
-    template_fields: Sequence[str] = ("workflow", "payload", "conn_id")
+    template_fields: Sequence[str] = ("workflow", "payload")
     template_fields_renderers = {"payload": "json"}
     ui_color = "#e8f0fe"
     external_id_key = "workflow_execution_id"
-    default_conn_name: ClassVar[str]
 
     def __init__(
         self,
         *,
         workflow: str,
         payload: dict[str, Any] | None = None,
-        conn_id: str | None = None,
         wait_for_completion: bool = True,
         poll_interval: float = 10.0,
         timeout: float | None = None,
@@ -239,7 +251,6 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
         super().__init__(**kwargs)
         self.workflow = workflow
         self.payload = payload
-        self.conn_id = conn_id or self.default_conn_name
         self.wait_for_completion = wait_for_completion
         self.poll_interval, self.timeout = checked_wait_settings(poll_interval, timeout)
         self.deferrable = deferrable
@@ -309,7 +320,7 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
             self._cancel_quietly(self._execution_id)
 
 
-class BaseListWorkflowExecutionsOperator(BaseOperator):
+class BaseListWorkflowExecutionsOperator(VendorConnection, BaseOperator):
     """List a workflow's executions, newest first, and return a bounded JSON summary (for XCom).
 
     :param workflow: the workflow. Templated.
@@ -317,10 +328,8 @@ class BaseListWorkflowExecutionsOperator(BaseOperator):
     :param max_results: stop after this many executions, so that nobody pulls 100,000 into XCom by accident.
     """
 
-    template_fields: Sequence[str] = ("workflow", "filters", "conn_id")
+    template_fields: Sequence[str] = ("workflow", "filters")
     template_fields_renderers = {"filters": "json"}
-    hook_class_path: ClassVar[str]
-    default_conn_name: ClassVar[str]
     MAX_RESULTS_LIMIT = 10_000
 
     def __init__(
@@ -329,7 +338,6 @@ class BaseListWorkflowExecutionsOperator(BaseOperator):
         workflow: str,
         filters: dict[str, Any] | None = None,
         max_results: int = 100,
-        conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -338,13 +346,11 @@ class BaseListWorkflowExecutionsOperator(BaseOperator):
         self.workflow = workflow
         self.filters = filters or {}
         self.max_results = require_int_in_range("max_results", max_results, 1, self.MAX_RESULTS_LIMIT)
-        self.conn_id = conn_id or self.default_conn_name
 
     def execute(self, context: Context) -> dict[str, Any]:
         from itertools import islice
 
-        hook = _load(self.hook_class_path)(conn_id=self.conn_id)
-        listing = hook.list_executions(self.workflow, **self.filters)
+        listing = self.hook.list_executions(self.workflow, **self.filters)
         executions = [e.summary() for e in islice(listing, self.max_results)]
         truncated = len(executions) == self.max_results and next(listing, None) is not None
         counts: dict[str, int] = {}

@@ -15,6 +15,7 @@ from airflow_workflow_provider.links import EXECUTION_URL_KEY, CloudflareWorkflo
 from airflow_workflow_provider.operators.base import (
     BaseListWorkflowExecutionsOperator,
     BaseRunWorkflowOperator,
+    VendorConnection,
     checked_wait_settings,
 )
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 DEFAULT_CONN = "cloudflare_workflows_default"
+HOOK = "airflow_workflow_provider.hooks.cloudflare.CloudflareWorkflowsHook"
 # The hook module's list, repeated here so that parsing a DAG does not import the hook and its HTTP stack.
 STATUS_ACTIONS = ("pause", "resume", "terminate", "restart")
 START_COUNTER_KEY = "cloudflare_start_counter"
@@ -45,15 +47,18 @@ class CloudflareRunWorkflowOperator(BaseRunWorkflowOperator):
         never replayed: the next start gets a new id.
     """
 
-    template_fields: Sequence[str] = (*BaseRunWorkflowOperator.template_fields, "instance_id")
-    hook_class_path = "airflow_workflow_provider.hooks.cloudflare.CloudflareWorkflowsHook"
+    template_fields: Sequence[str] = (*BaseRunWorkflowOperator.template_fields, "instance_id", "cloudflare_conn_id")
+    hook_class_path = HOOK
     trigger_class_path = "airflow_workflow_provider.triggers.cloudflare.CloudflareWorkflowTrigger"
-    default_conn_name = "cloudflare_workflows_default"
     operator_extra_links = (CloudflareWorkflowInstanceLink(),)
+    conn_name_attr = "cloudflare_conn_id"
 
-    def __init__(self, *, instance_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, instance_id: str | None = None, cloudflare_conn_id: str = DEFAULT_CONN, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.instance_id = instance_id
+        self.cloudflare_conn_id = cloudflare_conn_id
 
     def start_options(self, context: Context) -> dict[str, Any]:
         if self.instance_id:
@@ -78,11 +83,16 @@ class CloudflareRunWorkflowOperator(BaseRunWorkflowOperator):
 class CloudflareListWorkflowExecutionsOperator(BaseListWorkflowExecutionsOperator):
     """List a Cloudflare workflow's executions; filters: ``status``, ``date_start``, ``date_end``, ``per_page``."""
 
-    hook_class_path = "airflow_workflow_provider.hooks.cloudflare.CloudflareWorkflowsHook"
-    default_conn_name = "cloudflare_workflows_default"
+    hook_class_path = HOOK
+    template_fields: Sequence[str] = (*BaseListWorkflowExecutionsOperator.template_fields, "cloudflare_conn_id")
+    conn_name_attr = "cloudflare_conn_id"
+
+    def __init__(self, *, cloudflare_conn_id: str = DEFAULT_CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cloudflare_conn_id = cloudflare_conn_id
 
 
-class CloudflareInstanceStatusOperator(BaseOperator):
+class CloudflareInstanceStatusOperator(VendorConnection, BaseOperator):
     """Pause, resume, terminate or restart a Cloudflare Workflow instance.
 
     An action that does not fit the instance's state (e.g. resuming a completed instance) fails the
@@ -91,31 +101,36 @@ class CloudflareInstanceStatusOperator(BaseOperator):
     :param action: ``pause``, ``resume``, ``terminate`` or ``restart``. Templated.
     """
 
-    template_fields: Sequence[str] = ("workflow", "instance_id", "action", "conn_id")
+    template_fields: Sequence[str] = ("workflow", "instance_id", "action", "cloudflare_conn_id")
+    hook_class_path = HOOK
+    conn_name_attr = "cloudflare_conn_id"
     operator_extra_links = (CloudflareWorkflowInstanceLink(),)
 
     def __init__(
-        self, *, workflow: str, instance_id: str, action: str, conn_id: str = DEFAULT_CONN, **kwargs: Any
+        self, *, workflow: str, instance_id: str, action: str, cloudflare_conn_id: str = DEFAULT_CONN, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         if "{{" not in action:
             require_choice("action", action, STATUS_ACTIONS)
-        self.workflow, self.instance_id, self.action, self.conn_id = workflow, instance_id, action, conn_id
+        self.workflow, self.instance_id, self.action = workflow, instance_id, action
+        self.cloudflare_conn_id = cloudflare_conn_id
 
     def execute(self, context: Context) -> str:
-        hook = _cloudflare_hook(self.conn_id)
+        hook = self.hook
         context["ti"].xcom_push(key=EXECUTION_URL_KEY, value=hook.execution_url(self.workflow, self.instance_id))
         return hook.change_instance_status(self.workflow, self.instance_id, self.action)
 
 
-class CloudflareSendEventOperator(BaseOperator):
+class CloudflareSendEventOperator(VendorConnection, BaseOperator):
     """Send an event to a Cloudflare Workflow instance waiting for it (``step.waitForEvent``).
 
     :param event_type: the type the workflow waits for. Templated.
     :param payload: the event's payload, any JSON value. Templated.
     """
 
-    template_fields: Sequence[str] = ("workflow", "instance_id", "event_type", "payload", "conn_id")
+    template_fields: Sequence[str] = ("workflow", "instance_id", "event_type", "payload", "cloudflare_conn_id")
+    hook_class_path = HOOK
+    conn_name_attr = "cloudflare_conn_id"
     template_fields_renderers = {"payload": "json"}
     operator_extra_links = (CloudflareWorkflowInstanceLink(),)
 
@@ -126,20 +141,20 @@ class CloudflareSendEventOperator(BaseOperator):
         instance_id: str,
         event_type: str,
         payload: Any = None,
-        conn_id: str = DEFAULT_CONN,
+        cloudflare_conn_id: str = DEFAULT_CONN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.workflow, self.instance_id, self.event_type = workflow, instance_id, event_type
-        self.payload, self.conn_id = payload, conn_id
+        self.payload, self.cloudflare_conn_id = payload, cloudflare_conn_id
 
     def execute(self, context: Context) -> None:
-        hook = _cloudflare_hook(self.conn_id)
+        hook = self.hook
         context["ti"].xcom_push(key=EXECUTION_URL_KEY, value=hook.execution_url(self.workflow, self.instance_id))
         hook.send_event(self.workflow, self.instance_id, self.event_type, self.payload)
 
 
-class CloudflareRunWorkflowBatchOperator(BaseOperator):
+class CloudflareRunWorkflowBatchOperator(VendorConnection, BaseOperator):
     """Create several instances of a workflow in one call and wait until every one has ended.
 
     Returns each instance's outcome; fails, naming every failed instance and its error, if any failed.
@@ -149,7 +164,9 @@ class CloudflareRunWorkflowBatchOperator(BaseOperator):
         the task run, so that a retry attaches to the instances an earlier try created.
     """
 
-    template_fields: Sequence[str] = ("workflow", "payloads", "instance_ids", "conn_id")
+    template_fields: Sequence[str] = ("workflow", "payloads", "instance_ids", "cloudflare_conn_id")
+    hook_class_path = HOOK
+    conn_name_attr = "cloudflare_conn_id"
     template_fields_renderers = {"payloads": "json"}
 
     def __init__(
@@ -161,11 +178,12 @@ class CloudflareRunWorkflowBatchOperator(BaseOperator):
         wait_for_completion: bool = True,
         poll_interval: float = 10.0,
         timeout: float | None = None,
-        conn_id: str = DEFAULT_CONN,
+        cloudflare_conn_id: str = DEFAULT_CONN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.workflow, self.payloads, self.instance_ids, self.conn_id = workflow, payloads, instance_ids, conn_id
+        self.workflow, self.payloads, self.instance_ids = workflow, payloads, instance_ids
+        self.cloudflare_conn_id = cloudflare_conn_id
         self.wait_for_completion = wait_for_completion
         self.poll_interval, self.timeout = checked_wait_settings(poll_interval, timeout)
 
@@ -201,7 +219,7 @@ class CloudflareRunWorkflowBatchOperator(BaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         if not isinstance(self.payloads, list) or not self.payloads:
             raise WorkflowInputError("payloads", "must be a non-empty list of JSON objects")
-        hook = _cloudflare_hook(self.conn_id)
+        hook = self.hook
         ids = self._ids(context, hook)
         items = [{"params": p, **({"instance_id": ids[i]} if ids else {})} for i, p in enumerate(self.payloads)]
         started = hook.start_executions_batch(self.workflow, items)
@@ -230,8 +248,3 @@ class CloudflareRunWorkflowBatchOperator(BaseOperator):
             raise WorkflowExecutionFailed(f"{len(failed)} of {len(ids)} Cloudflare instances failed: {reasons}")
         return [final[i].summary() for i in ids]
 
-
-def _cloudflare_hook(conn_id: str) -> Any:
-    from airflow_workflow_provider.hooks.cloudflare import CloudflareWorkflowsHook
-
-    return CloudflareWorkflowsHook(conn_id=conn_id)

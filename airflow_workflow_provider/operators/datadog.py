@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from airflow_workflow_provider.links import DatadogWorkflowInstanceLink
 from airflow_workflow_provider.operators.base import BaseListWorkflowExecutionsOperator, BaseRunWorkflowOperator
+
+DEFAULT_CONN = "datadog_workflows_default"
 
 
 class DatadogRunWorkflowOperator(BaseRunWorkflowOperator):
@@ -16,12 +21,22 @@ class DatadogRunWorkflowOperator(BaseRunWorkflowOperator):
 
     hook_class_path = "airflow_workflow_provider.hooks.datadog.DatadogWorkflowsHook"
     trigger_class_path = "airflow_workflow_provider.triggers.datadog.DatadogWorkflowTrigger"
-    default_conn_name = "datadog_workflows_default"
     operator_extra_links = (DatadogWorkflowInstanceLink(),)
+    template_fields: Sequence[str] = (*BaseRunWorkflowOperator.template_fields, "datadog_conn_id")
+    conn_name_attr = "datadog_conn_id"
+
+    def __init__(self, *, datadog_conn_id: str = DEFAULT_CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.datadog_conn_id = datadog_conn_id
 
 
 class DatadogListWorkflowExecutionsOperator(BaseListWorkflowExecutionsOperator):
     """List a Datadog workflow's executions; filters: ``page_size`` only (Datadog has no list filters)."""
 
     hook_class_path = "airflow_workflow_provider.hooks.datadog.DatadogWorkflowsHook"
-    default_conn_name = "datadog_workflows_default"
+    template_fields: Sequence[str] = (*BaseListWorkflowExecutionsOperator.template_fields, "datadog_conn_id")
+    conn_name_attr = "datadog_conn_id"
+
+    def __init__(self, *, datadog_conn_id: str = DEFAULT_CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.datadog_conn_id = datadog_conn_id

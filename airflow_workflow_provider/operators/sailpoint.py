@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_workflow_provider.links import SailPointWorkflowExecutionLink
 from airflow_workflow_provider.operators.base import BaseListWorkflowExecutionsOperator, BaseRunWorkflowOperator
 
+DEFAULT_CONN = "sailpoint_workflows_default"
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -20,15 +22,16 @@ class SailPointRunWorkflowOperator(BaseRunWorkflowOperator):
         None takes the connection's ``start_mode`` extra (default ``external``).
     """
 
-    template_fields: Sequence[str] = (*BaseRunWorkflowOperator.template_fields, "mode")
+    template_fields: Sequence[str] = (*BaseRunWorkflowOperator.template_fields, "mode", "sailpoint_conn_id")
     hook_class_path = "airflow_workflow_provider.hooks.sailpoint.SailPointWorkflowsHook"
     trigger_class_path = "airflow_workflow_provider.triggers.sailpoint.SailPointWorkflowTrigger"
-    default_conn_name = "sailpoint_workflows_default"
     operator_extra_links = (SailPointWorkflowExecutionLink(),)
+    conn_name_attr = "sailpoint_conn_id"
 
-    def __init__(self, *, mode: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, mode: str | None = None, sailpoint_conn_id: str = DEFAULT_CONN, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mode = mode
+        self.sailpoint_conn_id = sailpoint_conn_id
 
     def start_options(self, context: Context) -> dict[str, Any]:
         return {"mode": self.mode} if self.mode else {}
@@ -41,4 +44,9 @@ class SailPointListWorkflowExecutionsOperator(BaseListWorkflowExecutionsOperator
     """
 
     hook_class_path = "airflow_workflow_provider.hooks.sailpoint.SailPointWorkflowsHook"
-    default_conn_name = "sailpoint_workflows_default"
+    template_fields: Sequence[str] = (*BaseListWorkflowExecutionsOperator.template_fields, "sailpoint_conn_id")
+    conn_name_attr = "sailpoint_conn_id"
+
+    def __init__(self, *, sailpoint_conn_id: str = DEFAULT_CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sailpoint_conn_id = sailpoint_conn_id

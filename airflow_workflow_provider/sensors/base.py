@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseSensorOperator, PokeReturnValue, conf
 
@@ -24,15 +24,13 @@ class BaseWorkflowExecutionSensor(ExecutionFollower, BaseSensorOperator):
         default: the sensor only watches an execution that someone else started.
     """
 
-    template_fields: Sequence[str] = ("workflow", "execution_id", "conn_id")
-    default_conn_name: ClassVar[str]
+    template_fields: Sequence[str] = ("workflow", "execution_id")
 
     def __init__(
         self,
         *,
         workflow: str,
         execution_id: str,
-        conn_id: str | None = None,
         stop_states: Sequence[str] = (),
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = False,
@@ -41,7 +39,6 @@ class BaseWorkflowExecutionSensor(ExecutionFollower, BaseSensorOperator):
         super().__init__(**kwargs)
         self.workflow = workflow
         self.execution_id = execution_id
-        self.conn_id = conn_id or self.default_conn_name
         self.stop_states = tuple(ExecutionState(s).value for s in stop_states)
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill

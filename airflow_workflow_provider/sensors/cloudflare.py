@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from airflow_workflow_provider.links import CloudflareWorkflowInstanceLink
 from airflow_workflow_provider.sensors.base import BaseWorkflowExecutionSensor
+
+DEFAULT_CONN = "cloudflare_workflows_default"
 
 
 class CloudflareWorkflowInstanceSensor(BaseWorkflowExecutionSensor):
@@ -11,5 +16,10 @@ class CloudflareWorkflowInstanceSensor(BaseWorkflowExecutionSensor):
 
     hook_class_path = "airflow_workflow_provider.hooks.cloudflare.CloudflareWorkflowsHook"
     trigger_class_path = "airflow_workflow_provider.triggers.cloudflare.CloudflareWorkflowTrigger"
-    default_conn_name = "cloudflare_workflows_default"
     operator_extra_links = (CloudflareWorkflowInstanceLink(),)
+    template_fields: Sequence[str] = (*BaseWorkflowExecutionSensor.template_fields, "cloudflare_conn_id")
+    conn_name_attr = "cloudflare_conn_id"
+
+    def __init__(self, *, cloudflare_conn_id: str = DEFAULT_CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cloudflare_conn_id = cloudflare_conn_id

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from airflow_workflow_provider.links import DatadogWorkflowInstanceLink
 from airflow_workflow_provider.sensors.base import BaseWorkflowExecutionSensor
+
+DEFAULT_CONN = "datadog_workflows_default"
 
 
 class DatadogWorkflowInstanceSensor(BaseWorkflowExecutionSensor):
@@ -11,5 +16,10 @@ class DatadogWorkflowInstanceSensor(BaseWorkflowExecutionSensor):
 
     hook_class_path = "airflow_workflow_provider.hooks.datadog.DatadogWorkflowsHook"
     trigger_class_path = "airflow_workflow_provider.triggers.datadog.DatadogWorkflowTrigger"
-    default_conn_name = "datadog_workflows_default"
     operator_extra_links = (DatadogWorkflowInstanceLink(),)
+    template_fields: Sequence[str] = (*BaseWorkflowExecutionSensor.template_fields, "datadog_conn_id")
+    conn_name_attr = "datadog_conn_id"
+
+    def __init__(self, *, datadog_conn_id: str = DEFAULT_CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.datadog_conn_id = datadog_conn_id

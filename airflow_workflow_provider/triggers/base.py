@@ -23,11 +23,13 @@ class WorkflowExecutionTrigger(BaseTrigger):
     """
 
     hook_class_path: ClassVar[str]
+    #: The vendor-named argument for the connection id, as on the vendor's hook (``datadog_conn_id`` ...).
+    conn_name_attr: ClassVar[str]
 
     def __init__(
         self,
         *,
-        conn_id: str,
+        connection_id: str,
         workflow: str,
         execution_id: str,
         poll_interval: float = 10.0,
@@ -37,7 +39,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         first_check_at: float | None = None,
     ) -> None:
         super().__init__()
-        self.conn_id = conn_id
+        self.connection_id = connection_id
         self.workflow = workflow
         self.execution_id = execution_id
         self.poll_interval = poll_interval
@@ -50,7 +52,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "conn_id": self.conn_id,
+                self.conn_name_attr: self.connection_id,
                 "workflow": self.workflow,
                 "execution_id": self.execution_id,
                 "poll_interval": self.poll_interval,
@@ -68,7 +70,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         # The first import of a hook pulls in requests, pydantic and friends: a second or two that
         # must not stall the triggerer's event loop, and every other trigger on it, so it runs in a thread.
         loaded = await asyncio.to_thread(import_module, module)
-        return getattr(loaded, name)(conn_id=self.conn_id)
+        return getattr(loaded, name)(self.connection_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.http import async_session_lease

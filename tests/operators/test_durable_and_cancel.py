@@ -196,7 +196,11 @@ def test_wait_settings_are_checked_when_the_dag_is_parsed(vendor: Vendor, bad: d
 def trigger(vendor: Vendor, execution_id: str, **arguments: Any) -> Any:
     module, _, name = TRIGGERS[vendor.name].rpartition(".")
     return getattr(import_module(module), name)(
-        conn_id=vendor.conn_id, workflow=vendor.workflow, execution_id=execution_id, poll_interval=0.05, **arguments
+        **{f"{vendor.name}_conn_id": vendor.conn_id},
+        workflow=vendor.workflow,
+        execution_id=execution_id,
+        poll_interval=0.05,
+        **arguments,
     )
 
 

@@ -162,7 +162,7 @@ def test_deferrable_run_with_the_connection_in_the_metastore(emulator, run_dag, 
         )
     emulator.script("cloudflare", "etl", WorkflowScript(duration=0.5))
 
-    dag = operator_dag("cloudflare", "etl", deferrable=True, conn_id="cloudflare_in_db")
+    dag = operator_dag("cloudflare", "etl", deferrable=True, cloudflare_conn_id="cloudflare_in_db")
     result = run_dag("run_deferred_metastore_connection", dag)
 
     assert result.state == "success"

@@ -379,7 +379,9 @@ def test_operators_refuse_bad_poll_intervals_and_timeouts(
 ) -> None:
     conn_id = set_connection(vendor_name)
     with pytest.raises(WorkflowInputError) as caught:
-        OPERATORS[vendor_name](task_id="run", workflow=WORKFLOW_IDS[vendor_name], conn_id=conn_id, **{argument: value})
+        OPERATORS[vendor_name](
+            task_id="run", workflow=WORKFLOW_IDS[vendor_name], **{f"{vendor_name}_conn_id": conn_id, argument: value}
+        )
     assert caught.value.field == argument
     assert "must be a positive number of seconds" in caught.value.problem
     assert emulator.requests == []
@@ -387,7 +389,13 @@ def test_operators_refuse_bad_poll_intervals_and_timeouts(
 
 def test_operators_accept_good_wait_settings(set_connection: Callable[..., str]) -> None:
     for vendor_name, operator in OPERATORS.items():
-        task = operator(task_id="run", workflow="w", conn_id=set_connection(vendor_name), poll_interval=0.5, timeout=60)
+        task = operator(
+            task_id="run",
+            workflow="w",
+            poll_interval=0.5,
+            timeout=60,
+            **{f"{vendor_name}_conn_id": set_connection(vendor_name)},
+        )
         assert (task.poll_interval, task.timeout) == (0.5, 60.0)
         assert operator(task_id="run2", workflow="w", timeout=None).timeout is None
         with pytest.raises(WorkflowInputError, match="poll_interval"):
