@@ -6,6 +6,8 @@ checks (here a stand-in task) say the expense may go through.
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.sdk import DAG, task
 
@@ -13,7 +15,8 @@ from airflow_workflow_provider.operators.cloudflare import CloudflareRunWorkflow
 from airflow_workflow_provider.sensors.cloudflare import CloudflareWorkflowInstanceSensor
 
 WORKFLOW = "expense-approval"
-INSTANCE = "{{ ti.xcom_pull(task_ids='start_approval_flow', key='execution_id') }}"
+# Seconds between two status checks; the demo and the tests shorten it.
+POLL_SECONDS = float(os.environ.get("EXAMPLE_WORKFLOW_POLL_SECONDS", "30"))
 
 with DAG(
     "example_cloudflare_human_in_the_loop",
@@ -22,18 +25,21 @@ with DAG(
     catchup=False,
     tags=["example", "cloudflare"],
 ):
+    # [START howto_human_in_the_loop]
     start = CloudflareRunWorkflowOperator(
         task_id="start_approval_flow",
         workflow=WORKFLOW,
         payload={"expense_id": "EXP-{{ ds_nodash }}", "amount_eur": 420},
         wait_for_completion=False,
     )
+    instance = start.output["execution_id"]
     waiting = CloudflareWorkflowInstanceSensor(
         task_id="wait_until_waiting_for_approval",
         workflow=WORKFLOW,
-        execution_id=INSTANCE,
-        stop_states=["waiting"],
-        poke_interval=1,
+        execution_id=instance,
+        stop_states=["waiting"],  # succeed as soon as the instance waits in step.waitForEvent
+        poke_interval=POLL_SECONDS,
+        mode="reschedule",
     )
 
     @task
@@ -44,12 +50,17 @@ with DAG(
     approve = CloudflareSendEventOperator(
         task_id="send_approval",
         workflow=WORKFLOW,
-        instance_id=INSTANCE,
+        instance_id=instance,
         event_type="approval",
         payload=decision,  # the reviewer's answer becomes the event's payload
     )
     done = CloudflareWorkflowInstanceSensor(
-        task_id="wait_for_completion", workflow=WORKFLOW, execution_id=INSTANCE, poke_interval=1, deferrable=True
+        task_id="wait_for_completion",
+        workflow=WORKFLOW,
+        execution_id=instance,
+        poke_interval=POLL_SECONDS,
+        deferrable=True,
     )
-    start >> waiting >> decision
+    waiting >> decision
     approve >> done
+    # [END howto_human_in_the_loop]

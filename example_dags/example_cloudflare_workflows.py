@@ -6,6 +6,8 @@ runs these DAGs against the emulator.
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.sdk import DAG, Param
 
@@ -14,6 +16,9 @@ from airflow_workflow_provider.sensors.cloudflare import CloudflareWorkflowInsta
 
 WORKFLOW_NAME = "order-fulfilment"
 FAILING_WORKFLOW_NAME = "order-fulfilment-fails"
+# Seconds between two status checks: a workflow that runs for minutes needs no tighter watch. The demo and
+# the tests shorten it (their emulated workflows end within seconds).
+POLL_SECONDS = float(os.environ.get("EXAMPLE_WORKFLOW_POLL_SECONDS", "30"))
 COMMON = {
     "schedule": None,
     "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -24,32 +29,46 @@ COMMON = {
 PARAMS = {"order_date": "{{ ds }}", "batch": "{{ run_id }}"}
 
 with DAG("example_cloudflare_run_workflow", doc_md="Create an instance and wait in a worker slot.", **COMMON):
+    # [START howto_operator_cloudflare_run_workflow]
     # No instance_id: the operator derives one per task run, so a retry cannot create a second instance.
     CloudflareRunWorkflowOperator(
-        task_id="run_workflow", workflow="{{ params.workflow }}", payload=PARAMS, poll_interval=1
+        task_id="run_workflow",
+        workflow="{{ params.workflow }}",
+        payload=PARAMS,  # sent as the instance's params
+        poll_interval=POLL_SECONDS,
     )
+    # [END howto_operator_cloudflare_run_workflow]
 
 with DAG("example_cloudflare_run_workflow_deferrable", doc_md="Wait in the triggerer, not a worker.", **COMMON):
+    # [START howto_operator_cloudflare_run_workflow_deferrable]
     CloudflareRunWorkflowOperator(
-        task_id="run_workflow", workflow="{{ params.workflow }}", payload=PARAMS, poll_interval=1, deferrable=True
+        task_id="run_workflow",
+        workflow="{{ params.workflow }}",
+        payload=PARAMS,
+        poll_interval=POLL_SECONDS,
+        deferrable=True,
     )
+    # [END howto_operator_cloudflare_run_workflow_deferrable]
 
 with DAG("example_cloudflare_workflow_sensor", doc_md="Start without waiting; a sensor follows.", **COMMON):
+    # [START howto_sensor_cloudflare_workflow_instance]
     start = CloudflareRunWorkflowOperator(
         task_id="start_workflow", workflow="{{ params.workflow }}", payload=PARAMS, wait_for_completion=False
     )
-    wait = CloudflareWorkflowInstanceSensor(
+    CloudflareWorkflowInstanceSensor(
         task_id="wait_for_instance",
         workflow="{{ params.workflow }}",
-        execution_id="{{ ti.xcom_pull(task_ids='start_workflow', key='execution_id') }}",
-        poke_interval=1,
+        execution_id=start.output["execution_id"],  # the XCom the operator pushed; also sets start >> wait
+        poke_interval=POLL_SECONDS,
         deferrable=True,
     )
-    start >> wait
+    # [END howto_sensor_cloudflare_workflow_instance]
 
 with DAG(
     "example_cloudflare_workflow_fails",
     doc_md="An instance that errors: the task fails with Cloudflare's error message.",
     **{**COMMON, "params": {"workflow": Param(FAILING_WORKFLOW_NAME, type="string")}},
 ):
-    CloudflareRunWorkflowOperator(task_id="run_failing_workflow", workflow="{{ params.workflow }}", poll_interval=1)
+    CloudflareRunWorkflowOperator(
+        task_id="run_failing_workflow", workflow="{{ params.workflow }}", poll_interval=POLL_SECONDS
+    )

@@ -6,6 +6,8 @@ being built; the failing step of a failed run is read from the execution history
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.sdk import DAG
 
@@ -15,6 +17,8 @@ from airflow_workflow_provider.operators.sailpoint import (
 )
 
 WORKFLOW_ID = "7c1e2f10-draft-4b1a-9d3e-5a6b7c8d9e0f"
+# Seconds between two status checks; the demo and the tests shorten it.
+POLL_SECONDS = float(os.environ.get("EXAMPLE_WORKFLOW_POLL_SECONDS", "30"))
 
 with DAG(
     "example_sailpoint_test_run",
@@ -23,12 +27,13 @@ with DAG(
     catchup=False,
     tags=["example", "sailpoint"],
 ):
+    # [START howto_operator_sailpoint_test_run_and_list]
     test_run = SailPointRunWorkflowOperator(
         task_id="test_run_draft_workflow",
         workflow=WORKFLOW_ID,
-        mode="test",
+        mode="test",  # runs a workflow that is not enabled yet
         payload={"identity": {"id": "2c9180835d2e5168015d32f890ca1581", "name": "jane.doe"}},
-        poll_interval=1,
+        poll_interval=POLL_SECONDS,
     )
     recent_failures = SailPointListWorkflowExecutionsOperator(
         task_id="list_recent_failures",
@@ -37,3 +42,4 @@ with DAG(
         max_results=50,
     )
     test_run >> recent_failures
+    # [END howto_operator_sailpoint_test_run_and_list]

@@ -125,6 +125,8 @@ def run_example_dags(emulator: Any, repo: Path) -> int:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "example_dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # The examples poll every 30 s, as fits real workflows; the emulated ones end within seconds.
+        "EXAMPLE_WORKFLOW_POLL_SECONDS": "1",
     }
     env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
     print(f"\nexample DAGs (AIRFLOW_HOME={home})")

@@ -318,6 +318,8 @@ def _environment(home: Path, api_port: int, log_port: int, trigger_log_port: int
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_port),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log_port),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # The example DAGs poll every 30 s by default; the emulated workflows end within seconds.
+        "EXAMPLE_WORKFLOW_POLL_SECONDS": "1",
     }
     return {**clean_environment(), **settings}
 

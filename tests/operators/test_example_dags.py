@@ -28,9 +28,11 @@ def test_examples_parse_with_no_connection_configured() -> None:
 
 
 @pytest.mark.parametrize("dag_id", example_dag_ids(EXAMPLES))
-def test_example_dag_runs(dag_id: str, emulator, set_connection, dags_folder: Path) -> None:
+def test_example_dag_runs(dag_id: str, emulator, set_connection, dags_folder: Path, monkeypatch) -> None:
     for vendor in ("datadog", "cloudflare", "sailpoint"):
-        set_connection(vendor, poll_interval=0.2)
+        set_connection(vendor)
+    # The examples poll every 30 s, as fits real workflows; the emulated ones end within a second or two.
+    monkeypatch.setenv("EXAMPLE_WORKFLOW_POLL_SECONDS", "0.2")
     emulator.script("cloudflare", "expense-approval", WorkflowScript(duration=1.0, wait_for_event="approval"))
     emulator.script("sailpoint", "7c1e2f10-draft-4b1a-9d3e-5a6b7c8d9e0f", WorkflowScript(duration=0.5, enabled=False))
     [source] = [p for p in EXAMPLES.glob("example_*.py") if f'"{dag_id}"' in p.read_text()]
