@@ -12,6 +12,7 @@ are imported only when a task runs.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -207,6 +208,10 @@ def checked_states(field: str, states: Sequence[str]) -> tuple[str, ...]:
     return tuple(states)
 
 
+def _deferrable_by_default() -> bool:
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
 def checked_wait_settings(poll_interval: Any, timeout: Any) -> tuple[float, float | None]:
     interval = require_positive_number("poll_interval", poll_interval)
     assert interval is not None
@@ -254,6 +259,15 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
         self.wait_for_completion = wait_for_completion
         self.poll_interval, self.timeout = checked_wait_settings(poll_interval, timeout)
         self.deferrable = deferrable
+        if deferrable and not wait_for_completion and not _deferrable_by_default():
+            # As the dbt Cloud operator does: nothing is waited for, so nothing is deferred. Only when the DAG
+            # asked for both; a deployment-wide default_deferrable is no mistake of the DAG's author.
+            warnings.warn(
+                f"{type(self).__name__} {kwargs.get('task_id', '')!r}: deferrable=True has no effect with "
+                "wait_for_completion=False (the task returns once the execution started, without waiting)",
+                UserWarning,
+                stacklevel=2,
+            )
         self.cancel_on_kill = cancel_on_kill
         self.stop_states = checked_states("stop_states", stop_states)
         self._execution_id: str | None = None
