@@ -5,18 +5,24 @@ BIN := $(VENV)/bin
 # uv is installed with pip when missing; it is run as a module so that no PATH change is needed.
 UV := $(PYTHON) -m uv
 
-.PHONY: venv test demo lint clean test-matrix bench e2e system-deps
+.PHONY: venv test demo lint docs clean test-matrix bench e2e system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)
 
+# The package (editable) and the tools of the `dev` dependency group (tests, lint, types, docs) from pyproject.toml.
 venv: $(BIN)/python
-	$(UV) pip install --quiet --python $(BIN)/python -e ".[test]"
+	$(UV) pip install --quiet --python $(BIN)/python -e . --group dev
 
 test: venv
-	$(BIN)/ruff check airflow_workflow_provider tests example_dags
+	$(BIN)/ruff check airflow_workflow_provider tests example_dags docs
+	$(MAKE) --no-print-directory docs
 	$(BIN)/python -m pytest -q
+
+# The documentation site in docs/_build/html; every Sphinx warning is an error. Offline: no intersphinx.
+docs: venv
+	$(BIN)/python -m sphinx -W --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
 
 demo: venv
 	$(BIN)/python -m airflow_workflow_provider.testing.demo
@@ -27,7 +33,7 @@ system-deps:
 
 # A real deployment (scheduler, triggerer, dag-processor, api-server on 127.0.0.1), the UI in Chromium, the wheel.
 e2e: venv
-	$(UV) pip install --quiet --python $(BIN)/python -e ".[test,e2e]"
+	$(UV) pip install --quiet --python $(BIN)/python -e . --group dev --group e2e
 	$(BIN)/python -m pytest -q -m "e2e or browser" tests/e2e
 
 # Oldest and newest Airflow 3 on the oldest and newest Python (each in its own venv under .matrix/).
@@ -38,7 +44,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.run
 
 lint: venv
-	$(BIN)/ruff check airflow_workflow_provider tests example_dags
+	$(BIN)/ruff check airflow_workflow_provider tests example_dags docs
 
 clean:
-	rm -rf $(VENV) airflow-home .matrix reports/ui
+	rm -rf $(VENV) airflow-home .matrix reports/ui docs/_build

@@ -24,7 +24,7 @@ for combo in $MATRIX; do
   if ! $PYTHON -m uv venv --quiet --allow-existing --python "$py" "$venv"; then
     results+=("| $py | $airflow | no Python $py on this machine |"); status=1; continue
   fi
-  if ! $PYTHON -m uv pip install --quiet --python "$venv/bin/python" "${pin[@]}" "apache-airflow==$airflow" -e ".[test]"; then
+  if ! $PYTHON -m uv pip install --quiet --python "$venv/bin/python" "${pin[@]}" "apache-airflow==$airflow" -e . --group test; then
     results+=("| $py | $airflow | install failed |"); status=1; continue
   fi
   log="$venv/pytest.log"
