@@ -1,8 +1,7 @@
 """Testing helpers: an offline emulator of the three vendor workflow APIs and a pytest fixture for it.
 
 The names are resolved lazily so that importing this package stays cheap and never imports Airflow or
-aiohttp; it also keeps ``python -m airflow_workflow_provider.testing.emulator`` from importing the
-module twice.
+aiohttp (the emulator package, ``testing/emulator/``, imports aiohttp).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 NAME, VERSION = "airflow-workflow-provider", "0.1.0"
 DIST_INFO = f"airflow_workflow_provider-{VERSION}.dist-info"
-# The emulator's default fake credentials (testing/emulator.py, EmulatorCredentials).
+# The emulator's default fake credentials (testing/emulator/state.py, EmulatorCredentials).
 EMULATOR_CREDENTIALS = (
     "dd-api-key-emulator",
     "dd-app-key-emulator",
@@ -37,7 +37,7 @@ EMULATOR_CREDENTIALS = (
     "sp-secret-emulator",
 )
 # The one module allowed to carry them: the emulator that accepts them, and only on loopback.
-EMULATOR_MODULE = "airflow_workflow_provider/testing/emulator.py"
+EMULATOR_MODULE = "airflow_workflow_provider/testing/emulator/state.py"
 # Shapes of real credentials: Datadog API (32 hex) / application (40 hex) keys, Cloudflare API tokens (40
 # url-safe characters), assigned to a key, token, secret or password name.
 SECRET_ASSIGNMENT = re.compile(

@@ -1,0 +1,40 @@
+"""Offline emulator of the Datadog, Cloudflare and SailPoint workflow APIs.
+
+One aiohttp server, run in a background thread with its own event loop, answers for the three vendors under
+a path prefix each (``/datadog``, ``/cloudflare``, ``/sailpoint``), so a hook's ``base_url`` override can
+point at ``emulator.base_url(vendor)`` and keep appending the vendor's real paths. Executions advance on the
+wall clock according to a :class:`WorkflowScript`; faults, rate limits and token revocation can be injected
+from Python or, for another process, through the ``/_emulator/...`` control API.
+
+Run standalone with ``python -m airflow_workflow_provider.testing.emulator [--port N] [--url-file PATH]``.
+
+The package mirrors ``hooks/``: ``server.py`` (lifecycle, controls, dispatch), ``control.py`` (the control
+API), ``faults.py`` (faults and rate limits), ``state.py`` (scripts, executions and their clock),
+``common.py`` (what vendor modules share), ``cli.py``, and one module per vendor API that reads like that
+vendor's reference: ``datadog.py``, ``cloudflare.py``, ``sailpoint.py``.
+"""
+
+from __future__ import annotations
+
+from airflow_workflow_provider.testing.emulator.cli import main
+from airflow_workflow_provider.testing.emulator.faults import FAULTS, OPERATIONS
+from airflow_workflow_provider.testing.emulator.server import WorkflowEmulator
+from airflow_workflow_provider.testing.emulator.state import (
+    MYSTERY_STATUS,
+    VENDORS,
+    EmulatorCredentials,
+    RequestRecord,
+    WorkflowScript,
+)
+
+__all__ = [
+    "FAULTS",
+    "MYSTERY_STATUS",
+    "OPERATIONS",
+    "VENDORS",
+    "EmulatorCredentials",
+    "RequestRecord",
+    "WorkflowEmulator",
+    "WorkflowScript",
+    "main",
+]

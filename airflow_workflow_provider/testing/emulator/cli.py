@@ -1,0 +1,66 @@
+"""``python -m airflow_workflow_provider.testing.emulator``: serve the emulator until SIGINT / SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+import threading
+
+from airflow_workflow_provider.testing.emulator.server import WorkflowEmulator, is_loopback
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Readers poll for the URL file; a rename makes sure they never see it half written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".emulator-url-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_workflow_provider.testing.emulator",
+        description="Offline emulator of the Datadog, Cloudflare and SailPoint workflow APIs.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
+    parser.add_argument("--url-file", help="write the base URL to this file once listening")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    args = parser.parse_args(argv)
+    if not is_loopback(args.host):
+        parser.error(f"refusing to listen on non-loopback host {args.host!r}")
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=args.log_level.upper(), format=log_format)
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    emulator = WorkflowEmulator(host=args.host, port=args.port).start()
+    try:
+        # The file first: whoever sees the line may read the file right away.
+        if args.url_file:
+            _write_atomically(args.url_file, emulator.url)
+        print(f"workflow emulator listening on {emulator.url}", flush=True)
+        # A timeout keeps the main thread returning to the interpreter so signal handlers run promptly.
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+        if args.url_file:
+            # A stale URL file would point the next reader at a dead port.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(args.url_file)
+    return 0

@@ -1,0 +1,61 @@
+"""The ``/_emulator/*`` control API: what the emulator's Python methods do, for a test in another process.
+
+``GET /health``, ``POST /scripts`` / ``/faults`` / ``/rate_limit`` / ``/revoke_tokens`` / ``/archive`` /
+``/reset`` (JSON bodies carry the method's arguments), ``GET /executions`` and ``GET /requests``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from airflow_workflow_provider.testing.emulator.common import json_response
+from airflow_workflow_provider.testing.emulator.state import VENDORS, WorkflowScript
+
+if TYPE_CHECKING:
+    from airflow_workflow_provider.testing.emulator.server import WorkflowEmulator
+
+
+async def answer(emulator: WorkflowEmulator, request: web.Request, sub: str) -> web.Response:
+    """Answer ``request`` to ``/_emulator{sub}``."""
+    method = request.method
+    try:
+        body: Any = None
+        if method == "POST":
+            raw = await request.read()
+            body = json.loads(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+        if sub == "/health" and method == "GET":
+            return json_response(200, {"status": "ok"})
+        if sub == "/scripts" and method == "POST":
+            vendor, workflow = body.pop("vendor"), body.pop("workflow")
+            emulator.script(vendor, workflow, WorkflowScript(**body))
+        elif sub == "/faults" and method == "POST":
+            vendor, operation, fault = body.pop("vendor"), body.pop("operation"), body.pop("fault")
+            emulator.inject_fault(vendor, operation, fault, body.pop("times", 1), **body)
+        elif sub == "/rate_limit" and method == "POST":
+            emulator.set_rate_limit(body["vendor"], int(body["limit"]), float(body.get("period", 1.0)))
+        elif sub == "/revoke_tokens" and method == "POST":
+            emulator.revoke_tokens()
+        elif sub == "/archive" and method == "POST":
+            emulator.archive_execution(body["vendor"], body["execution_id"])
+        elif sub == "/reset" and method == "POST":
+            emulator.reset()
+        elif sub == "/executions" and method == "GET":
+            vendor = request.query.get("vendor") or None
+            workflow = request.query.get("workflow") or None
+            vendors = [vendor] if vendor else list(VENDORS)
+            return json_response(200, [item for v in vendors for item in emulator.executions(v, workflow)])
+        elif sub == "/requests" and method == "GET":
+            return json_response(200, [dataclasses.asdict(record) for record in emulator.requests])
+        else:
+            return json_response(404, {"error": f"unknown control endpoint {method} /_emulator{sub}"})
+    except KeyError as exc:
+        return json_response(400, {"error": f"missing or unknown key: {exc.args[0]}"})
+    except (TypeError, ValueError) as exc:
+        return json_response(400, {"error": str(exc)})
+    return json_response(200, {"status": "ok"})
