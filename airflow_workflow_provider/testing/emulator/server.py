@@ -73,10 +73,9 @@ class WorkflowEmulator:
         self._host = host
         self._requested_port = port
         self._lock = self._state.lock
-        self._datadog = DatadogApi(self._state)
-        self._cloudflare = CloudflareApi(self._state)
         self._sailpoint = SailPointApi(self._state)
-        self._apis: dict[str, VendorApi] = {api.NAME: api for api in (self._datadog, self._cloudflare, self._sailpoint)}
+        apis: tuple[VendorApi, ...] = (DatadogApi(self._state), CloudflareApi(self._state), self._sailpoint)
+        self._apis = {api.NAME: api for api in apis}
         # Each vendor module lists its own routes; the server only matches them under the vendor's prefix.
         self._routes = {name: api.routes() for name, api in self._apis.items()}
         self._loop: asyncio.AbstractEventLoop | None = None
