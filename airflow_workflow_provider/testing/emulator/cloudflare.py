@@ -42,6 +42,7 @@ from airflow_workflow_provider.testing.emulator.state import (
     SUCCEEDED,
     TERMINAL,
     WAITING,
+    EmulatorState,
     Execution,
 )
 
@@ -71,8 +72,8 @@ class CloudflareApi(VendorApi):
         CANCELED: "terminated",
     }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, state: EmulatorState) -> None:
+        super().__init__(state)
         # Stable (workflow_id, version_id) per workflow name; a reset keeps them, like a deployment would.
         self._workflow_ids: dict[str, tuple[str, str]] = {}
 

@@ -43,6 +43,7 @@ from airflow_workflow_provider.testing.emulator.state import (
     SUCCEEDED,
     TERMINAL,
     WAITING,
+    EmulatorState,
     Execution,
 )
 
@@ -77,8 +78,8 @@ class SailPointApi(VendorApi):
         CANCELED: "Canceled",
     }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, state: EmulatorState) -> None:
+        super().__init__(state)
         # Access token -> expiry (monotonic); a reset keeps them valid, revoke_tokens() forgets them.
         self._tokens: dict[str, float] = {}
 
