@@ -117,7 +117,7 @@ class ExecutionFollower(VendorConnection):
                     return self._outcome(execution)
                 if deadline is not None and time.time() >= deadline:
                     self._cancel_after_timeout(execution_id)
-                    raise WorkflowWaitTimeout(
+                    raise self._timeout(
                         f"{self.hook.api.vendor} execution {execution_id} still {execution.state.value} "
                         f"after the wait timed out"
                         + ("; it was canceled" if self.cancel_on_kill else "; it goes on running")
@@ -167,7 +167,7 @@ class ExecutionFollower(VendorConnection):
             return self._outcome(execution)
         if status == "timeout":
             self._cancel_after_timeout(execution_id)
-            raise WorkflowWaitTimeout(f"{event.get('message')}" + ("; it was canceled" if self.cancel_on_kill else ""))
+            raise self._timeout(f"{event.get('message')}" + ("; it was canceled" if self.cancel_on_kill else ""))
         raise WorkflowExecutionFailed(f"could not follow execution {execution_id}: {event.get('message')}")
 
     def _outcome(self, execution: WorkflowExecution) -> dict[str, Any]:
@@ -184,6 +184,9 @@ class ExecutionFollower(VendorConnection):
 
     def _failure(self, message: str, summary: dict[str, Any]) -> Exception:
         return WorkflowExecutionFailed(message, summary)
+
+    def _timeout(self, message: str) -> Exception:
+        return WorkflowWaitTimeout(message)
 
     def _cancel_after_timeout(self, execution_id: str) -> None:
         if self.cancel_on_kill:
