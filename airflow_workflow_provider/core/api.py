@@ -23,8 +23,11 @@ from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, RetryPo
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
 from airflow_workflow_provider.core.states import StatusMap
 from airflow_workflow_provider.core.validation import (
+    require_api_path,
     require_base_url,
     require_int_in_range,
+    require_json_serializable,
+    require_method,
     require_positive_number,
 )
 
@@ -200,12 +203,48 @@ class VendorApi(ABC):
     def request(self, operation: str, method: str, path: str, **kwargs: Any) -> ApiRequest:
         return ApiRequest(operation=operation, method=method, path=path, **kwargs)
 
+    def endpoint_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+    ) -> ApiRequest:
+        """A call to any endpoint of the vendor's API that has no method of its own (``call_api``).
+
+        ``path`` is relative to the API host (the connection's base URL). Whether a failed call may be
+        resent follows the HTTP method unless ``idempotent`` says otherwise: ``POST`` and ``PATCH`` are
+        resent only when they provably never reached the vendor, as an execution start is.
+        """
+        verb = require_method("method", method)
+        checked_path = require_api_path("path", path)
+        pairs = params.items() if isinstance(params, Mapping) else (params or ())
+        query = [(str(key), _query_value(value)) for key, value in pairs]
+        if json_body is not None:
+            require_json_serializable("json", json_body)
+        return self.request(
+            f"{verb} {checked_path}",
+            verb,
+            checked_path,
+            params=query,
+            json_body=json_body,
+            idempotent=verb not in ("POST", "PATCH") if idempotent is None else idempotent,
+        )
+
     def execution(self, **fields: Any) -> WorkflowExecution:
         """Build a :class:`WorkflowExecution`, mapping ``vendor_status`` through the status map."""
         vendor_status = fields.get("vendor_status")
         fields.setdefault("state", self.status_map.normalize(vendor_status))
         fields.setdefault("url", self.execution_url(fields["workflow"], fields["id"]))
         return WorkflowExecution(vendor=self.vendor, **fields)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def require_secret(field: str, value: str | None, what: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
@@ -209,6 +209,51 @@ class BaseWorkflowsHook(BaseHook):
     def execution_url(self, workflow: str, execution_id: str) -> str:
         return self.api.execution_url(workflow, execution_id)
 
+    # -- any other endpoint ----------------------------------------------------------------------
+
+    def call_api(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Call any endpoint of the vendor's API with this connection: its auth, retries and secret masking.
+
+        For what the hook has no method for, as ``HttpHook.run`` is for the dbt Cloud hook. The call
+        goes through the same send step as every other method: authentication (SailPoint's token
+        included), the retry policy of the connection, errors mapped to this provider's exception
+        types with the vendor's reason, and credentials masked in logs and messages.
+
+        :param method: ``GET``, ``POST``, ``PUT``, ``PATCH`` or ``DELETE``.
+        :param path: the path on the API host, e.g. ``/api/v2/workflows/{id}`` (Datadog),
+            ``/client/v4/accounts/{account_id}/workflows`` (Cloudflare), ``/v3/workflows`` (SailPoint).
+        :param params: query parameters.
+        :param json: the JSON body.
+        :param idempotent: whether resending after a lost answer is harmless; by default true for
+            every method but ``POST`` and ``PATCH``, which are resent only when they provably never
+            reached the vendor.
+        :return: the decoded JSON answer, or ``None`` for an empty one.
+        """
+        request = self.api.endpoint_request(method, path, params=params, json_body=json, idempotent=idempotent)
+        return self._call(request, json_body)
+
+    async def acall_api(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """:meth:`call_api` for event loops (triggers, async tasks)."""
+        api = await self.get_async_api()
+        request = api.endpoint_request(method, path, params=params, json_body=json, idempotent=idempotent)
+        return await self._acall(request, json_body, api)
+
     # -- Airflow's "Test" button ---------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
@@ -278,6 +323,11 @@ async def _connection_for_inline_triggers(hook: BaseWorkflowsHook, lookup_error:
 def ignore_body(request: ApiRequest, response: ApiResponse) -> None:
     """The parser for calls whose answer carries nothing we need (cancel, events)."""
     return None
+
+
+def json_body(request: ApiRequest, response: ApiResponse) -> Any:
+    """The parser for ``call_api``: the answer as decoded JSON, ``None`` when empty."""
+    return response.json()
 
 
 def _register_secrets(secrets: list[str]) -> None:

@@ -106,3 +106,33 @@ def require_base_url(field: str, value: str) -> str:
     if parts.username or parts.password:
         raise WorkflowInputError(field, "must not carry credentials; put them in the connection's secret fields")
     return value.strip().rstrip("/")
+
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_PATH_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f?#\\@]")
+
+
+def require_method(field: str, value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in HTTP_METHODS:
+        raise WorkflowInputError(field, f"must be one of {', '.join(HTTP_METHODS)}, got {value!r}")
+    return value.upper()
+
+
+def require_api_path(field: str, value: Any) -> str:
+    """A path on the vendor's API host: it can name another endpoint, never another host.
+
+    Appended to the connection's base URL, so it must start with ``/``; ``@`` (which would turn the
+    host into credentials), ``\\``, ``?`` and ``#`` are refused (query parameters go in ``params``).
+    """
+    if not isinstance(value, str):
+        raise WorkflowInputError(field, f"must be a string, got {type(value).__name__}")
+    if not value.startswith("/") or value.startswith("//"):
+        raise WorkflowInputError(field, f"must be a path starting with a single '/', e.g. '/api/v2/...', got {value!r}")
+    if _PATH_FORBIDDEN.search(value):
+        raise WorkflowInputError(
+            field,
+            "must not contain whitespace, control characters, '@', '\\', '?' or '#' (query parameters go in params)",
+        )
+    if any(segment in {".", ".."} for segment in value.split("/")):
+        raise WorkflowInputError(field, "must not contain '.' or '..' segments")
+    return value
