@@ -168,7 +168,7 @@ class ExecutionFollower(VendorConnection):
         if status == "timeout":
             self._cancel_after_timeout(execution_id)
             raise self._timeout(f"{event.get('message')}" + ("; it was canceled" if self.cancel_on_kill else ""))
-        raise WorkflowExecutionFailed(f"could not follow execution {execution_id}: {event.get('message')}")
+        raise self._failure(f"could not follow execution {execution_id}: {event.get('message')}", {})
 
     def _outcome(self, execution: WorkflowExecution) -> dict[str, Any]:
         if execution.state.is_failure:
@@ -183,9 +183,11 @@ class ExecutionFollower(VendorConnection):
         return execution.summary()
 
     def _failure(self, message: str, summary: dict[str, Any]) -> Exception:
+        self._failure_message = message
         return WorkflowExecutionFailed(message, summary)
 
     def _timeout(self, message: str) -> Exception:
+        self._failure_message = message
         return WorkflowWaitTimeout(message)
 
     def _cancel_after_timeout(self, execution_id: str) -> None:
@@ -275,6 +277,7 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
         self.stop_states = checked_states("stop_states", stop_states)
         self._execution_id: str | None = None
         self._result: dict[str, Any] | None = None
+        self._failure_message: str | None = None
 
     # -- vendor hooks for subclasses -------------------------------------------------------------
 
@@ -330,6 +333,34 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
         # Succeeded in an earlier try: publish it again, return its result, start nothing.
         self._publish(context, str(external_id))
         return self._outcome(self.hook.get_execution(self.workflow, str(external_id)))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        self._result = super().execute_complete(context, event)
+        return self._result
+
+    # -- OpenLineage (called by its listener, only where apache-airflow-providers-openlineage is installed) --
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The execution id (``externalQuery``) and the execution with its UI link (``workflowExecution``)."""
+        return self._lineage(error=None)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """As on completion, plus the vendor's reason in ``errorMessage`` when the execution failed or timed out."""
+        return self._lineage(error=self._failure_message)
+
+    def _lineage(self, error: str | None) -> Any:
+        from airflow_workflow_provider.openlineage import execution_lineage
+
+        started = self._execution_id is not None
+        return execution_lineage(
+            vendor=self.hook.api.vendor if started else "",
+            api_base_url=self.hook.api.base_url if started else "",
+            workflow=self.workflow,
+            execution_id=self._execution_id,
+            url=self.hook.execution_url(self.workflow, self._execution_id) if self._execution_id else None,
+            state=(self._result or {}).get("state"),
+            error=error,
+        )
 
     def on_kill(self) -> None:
         if self.cancel_on_kill and self._execution_id and self._result is None:
