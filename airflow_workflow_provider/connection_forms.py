@@ -127,7 +127,9 @@ DATADOG = ConnectionForm(
         # (it masks extras by name only; "application_key" matches none of its sensitive words).
         "application_key_secret": ExtraField(
             "Application key",
-            "Application key with the workflows_read and workflows_run permissions.",
+            "Application key with the workflows_read and workflows_run permissions, registered for "
+            "Actions API access (Organization Settings > Application Keys, or the Register App Key API); "
+            "Datadog answers 403 to every workflow call otherwise.",
             secret=True,
             placeholder="Datadog application key",
         ),

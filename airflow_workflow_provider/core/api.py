@@ -8,6 +8,7 @@ The hook core (``core.hook``) sends the requests, sync or async, and feeds the a
 from __future__ import annotations
 
 import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,15 +22,18 @@ from airflow_workflow_provider.core.errors import (
 )
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, RetryPolicy, Timeouts, parse_retry_after
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
-from airflow_workflow_provider.core.states import StatusMap
+from airflow_workflow_provider.core.states import ExecutionState, StatusMap
 from airflow_workflow_provider.core.validation import (
     require_api_path,
     require_base_url,
+    require_id,
     require_int_in_range,
     require_json_serializable,
     require_method,
     require_positive_number,
 )
+
+log = logging.getLogger(__name__)
 
 # An auth flow yields the requests to send and receives each answer; it returns the answer to
 # the caller's request. Static-header vendors yield once; SailPoint fetches and refreshes a token.
@@ -166,6 +170,21 @@ class VendorApi(ABC):
     # Whether a 404 from ``check_request`` still proves the credentials (the check names a made-up id).
     check_target_may_be_missing: ClassVar[bool] = False
 
+    def forbidden_check_request(self) -> ApiRequest | None:
+        """After a 403 from ``check_request``: a call that tells a rejected key from a missing permission.
+
+        None where the vendor's 403 already means "authenticated, but not allowed".
+        """
+        return None
+
+    def explain_forbidden(self, error: WorkflowApiError, key_accepted: bool | None) -> str:
+        """The Test button's verdict on a 403; ``key_accepted`` is what ``forbidden_check_request`` found."""
+        return f"{self.vendor} accepted the request but a permission is missing: {error}"
+
+    def check_execution_id(self, value: Any) -> str:
+        """An id that addresses an existing execution, checked before it goes into a URL path."""
+        return require_id("execution_id", value)
+
     # -- errors ------------------------------------------------------------------------------------
 
     @abstractmethod
@@ -238,6 +257,15 @@ class VendorApi(ABC):
         vendor_status = fields.get("vendor_status")
         fields.setdefault("state", self.status_map.normalize(vendor_status))
         fields.setdefault("url", self.execution_url(fields["workflow"], fields["id"]))
+        if fields["state"] is ExecutionState.UNKNOWN and fields.get("ended_at"):
+            # An end time says the execution is over, whatever the unreadable status says: waiting for a
+            # status this provider may never learn would be endless. Failure is the safe reading.
+            note = (
+                f"{self.vendor} reported an end time but the status {vendor_status!r}, which this provider "
+                f"cannot read as success or failure; treated as failed"
+            )
+            log.warning("execution %s: %s", fields["id"], note)
+            fields.update(state=ExecutionState.FAILED, state_note=note)
         return WorkflowExecution(vendor=self.vendor, **fields)
 
 

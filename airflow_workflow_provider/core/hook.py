@@ -146,12 +146,12 @@ class BaseWorkflowsHook(BaseHook):
         return execution_id
 
     def get_execution(self, workflow: str, execution_id: str) -> WorkflowExecution:
-        request = self.api.get_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
+        request = self.api.get_request(require_id("workflow", workflow), self.api.check_execution_id(execution_id))
         return self._call(request, self.api.parse_execution)
 
     async def aget_execution(self, workflow: str, execution_id: str) -> WorkflowExecution:
         api = await self.get_async_api()
-        request = api.get_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
+        request = api.get_request(require_id("workflow", workflow), api.check_execution_id(execution_id))
         return await self._acall(request, api.parse_execution, api)
 
     def cancel_execution(self, workflow: str, execution_id: str) -> None:
@@ -160,7 +160,7 @@ class BaseWorkflowsHook(BaseHook):
         A cancel whose answer was lost is resent, and the vendor then refuses it as "already
         canceled": the goal is reached, so that is no error.
         """
-        request = self.api.cancel_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
+        request = self.api.cancel_request(require_id("workflow", workflow), self.api.check_execution_id(execution_id))
         try:
             self._call(request, ignore_body)
         except BadRequestError:
@@ -170,7 +170,7 @@ class BaseWorkflowsHook(BaseHook):
 
     async def acancel_execution(self, workflow: str, execution_id: str) -> None:
         api = await self.get_async_api()
-        request = api.cancel_request(require_id("workflow", workflow), require_id("execution_id", execution_id))
+        request = api.cancel_request(require_id("workflow", workflow), api.check_execution_id(execution_id))
         try:
             await self._acall(request, ignore_body, api)
         except BadRequestError:
@@ -259,11 +259,8 @@ class BaseWorkflowsHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         try:
             api = self.api
-            request = api.check_request()
             # One attempt: the person pressing "Test" wants the verdict now, not after a backoff.
-            self._call(
-                request, ignore_body, retry_policy=dataclasses.replace(api.settings.retry_policy, max_attempts=1)
-            )
+            self._call(api.check_request(), ignore_body, retry_policy=self._one_attempt())
         except WorkflowInputError as exc:
             return False, f"The connection is not usable: {exc}"
         except NotFoundError as exc:
@@ -274,12 +271,28 @@ class BaseWorkflowsHook(BaseHook):
         except AuthenticationError as exc:
             return False, f"{self.api.vendor} refused the credentials (bad or expired key/secret): {exc}"
         except PermissionDeniedError as exc:
-            return False, f"{self.api.vendor} accepted the request but a permission is missing: {exc}"
+            return False, self.api.explain_forbidden(exc, self._key_accepted_after_forbidden())
         except WorkflowTransportError as exc:
             return False, f"{self.api.vendor} API host unreachable at {self.api.base_url}: {exc}"
         except WorkflowApiError as exc:
             return False, str(exc)
         return True, f"Connected to {self.api.vendor}: credentials accepted."
+
+    def _one_attempt(self) -> RetryPolicy:
+        return dataclasses.replace(self.api.settings.retry_policy, max_attempts=1)
+
+    def _key_accepted_after_forbidden(self) -> bool | None:
+        """Whether the vendor's key check passes, where a 403 may mean a bad key or a missing permission."""
+        request = self.api.forbidden_check_request()
+        if request is None:
+            return None
+        try:
+            self._call(request, ignore_body, retry_policy=self._one_attempt())
+        except (AuthenticationError, PermissionDeniedError):
+            return False
+        except WorkflowApiError:
+            return None
+        return True
 
 
 def _drive_auth_flow(flow: AuthFlow, send: Callable[[ApiRequest], ApiResponse]) -> ApiResponse:

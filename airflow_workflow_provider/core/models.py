@@ -51,6 +51,8 @@ class WorkflowExecution(BaseModel):
     error_message: str | None = None
     failing_step: str | None = None
     url: str | None = None
+    #: Set when the state was inferred rather than read (e.g. an end time with a status no one documents).
+    state_note: str | None = None
     steps: list[dict[str, Any]] = Field(default_factory=list)
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
@@ -68,7 +70,9 @@ class WorkflowExecution(BaseModel):
 
     def describe_failure(self) -> str:
         """The vendor's reason for a failed or canceled execution, in one line."""
-        reason = self.error_message or f"the execution ended as {self.vendor_status or self.state.value}"
+        reason = (
+            self.error_message or self.state_note or f"the execution ended as {self.vendor_status or self.state.value}"
+        )
         where = f" at step {self.failing_step!r}" if self.failing_step else ""
         return f"{reason}{where}"
 

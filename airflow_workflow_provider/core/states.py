@@ -66,12 +66,17 @@ class StatusMap:
     def _key(self, value: str) -> str:
         return value if self._case_sensitive else value.casefold()
 
-    def normalize(self, vendor_status: str | None) -> ExecutionState:
+    def lookup(self, vendor_status: str | None) -> ExecutionState | None:
+        """The state a known status stands for; None for an unknown one (nothing is logged)."""
         if vendor_status is None or vendor_status == "":
             return self._missing
-        state = self._mapping.get(self._key(str(vendor_status)))
+        return self._mapping.get(self._key(str(vendor_status)))
+
+    def normalize(self, vendor_status: str | None) -> ExecutionState:
+        state = self.lookup(vendor_status)
         if state is not None:
             return state
+        vendor_status = str(vendor_status)
         with self._lock:
             first_time = vendor_status not in self._reported
             self._reported.add(vendor_status)
@@ -83,3 +88,39 @@ class StatusMap:
                 ExecutionState.UNKNOWN.value,
             )
         return ExecutionState.UNKNOWN
+
+
+#: How long a wait goes on while the vendor reports a status this provider cannot read (one hour).
+UNKNOWN_STATE_LIMIT = 3600.0
+
+
+class UnknownStateClock:
+    """Times how long an execution has stayed in ``UNKNOWN``, so that no unreadable status makes a wait endless.
+
+    Vendors add statuses without notice; a wait with no timeout would poll such an execution for
+    ever. Every wait loop (worker, triggerer) asks :meth:`expired` after each check and gives up,
+    naming the status, once the execution has been unreadable for ``limit`` seconds in a row.
+    """
+
+    def __init__(self, limit: float = UNKNOWN_STATE_LIMIT) -> None:
+        self.limit = limit
+        self._since: float | None = None
+
+    def expired(self, state: ExecutionState, now: float) -> bool:
+        if state is not ExecutionState.UNKNOWN:
+            self._since = None
+            return False
+        if self._since is None:
+            self._since = now
+        return now - self._since >= self.limit
+
+
+def unknown_state_message(
+    vendor: str, execution_id: str, vendor_status: str | None, limit: float, url: str | None
+) -> str:
+    """Why a wait gave up on an execution whose status stayed unreadable."""
+    return (
+        f"{vendor} reported the status {vendor_status!r} for execution {execution_id} for {limit:.0f} s in a row; "
+        f"this provider cannot tell whether that is running or over, so it stops waiting. The execution may "
+        f"still be running: see {url or 'the vendor UI'}"
+    )

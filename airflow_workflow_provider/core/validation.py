@@ -32,9 +32,9 @@ def require_id(field: str, value: Any, *, max_length: int = MAX_ID_LENGTH) -> st
     return value
 
 
-def path_segment(value: str) -> str:
-    """Escape an already validated id for use as one URL path segment."""
-    return quote(value, safe="")
+def path_segment(value: str, *, safe: str = "") -> str:
+    """Escape an already validated id for use as one URL path segment (``safe``: characters left as they are)."""
+    return quote(value, safe=safe)
 
 
 def require_json_object(field: str, value: Any) -> dict[str, Any]:

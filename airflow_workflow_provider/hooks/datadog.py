@@ -5,6 +5,7 @@ Reference: https://docs.datadoghq.com/api/latest/workflow-automation/
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,13 +16,15 @@ from airflow_workflow_provider.core.api import (
     require_mapping,
     require_secret,
 )
-from airflow_workflow_provider.core.errors import ErrorDetails, WorkflowInputError
+from airflow_workflow_provider.core.errors import ErrorDetails, WorkflowApiError, WorkflowInputError
 from airflow_workflow_provider.core.hook import BaseWorkflowsHook
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, parse_retry_after
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
+from airflow_workflow_provider.core.states import ExecutionState, StatusMap
 from airflow_workflow_provider.core.states import ExecutionState as S
-from airflow_workflow_provider.core.states import StatusMap
 from airflow_workflow_provider.core.validation import path_segment, require_int_in_range
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SITE = "datadoghq.com"
 SITES = (
@@ -35,11 +38,16 @@ SITES = (
 )
 GOV_SITES = ("ddog-gov.com", "us2.ddog-gov.com")
 MAX_PAGE_SIZE = 100
+# Every workflow-instance call "requires a registered application key" (the operation descriptions in
+# Datadog's OpenAPI document); a key without it gets the same 403 as a wrong key.
+ACTIONS_API_ACCESS_DOCS = "https://docs.datadoghq.com/account_management/api-app-keys/#actions-api-access"
 # Any well-formed id works for the connection check: a 404 proves the keys were accepted.
 CHECK_WORKFLOW_ID = "00000000-0000-0000-0000-000000000000"
 
-# Datadog documents only IN_PROGRESS and CANCELED; its CLI treats IN_PROGRESS or no status as running.
-# The other strings are those its client models and UI use; anything else becomes UNKNOWN.
+# detailsKind: Datadog's recorded answers show only IN_PROGRESS (displayName "Running") and CANCELED
+# ("Canceled") (datadog-api-client-python tests/v2/cassettes/test_scenarios/*workflow_instance*.yaml);
+# its OpenAPI document lists no value at all. The other strings below are plausible readings, never
+# relied on alone: an instance with an endTimestamp is over whatever detailsKind says (see judge_instance).
 DATADOG_STATUSES = StatusMap(
     "Datadog",
     {
@@ -61,6 +69,82 @@ DATADOG_STATUSES = StatusMap(
     },
     missing=S.RUNNING,
 )
+# Words that give an undocumented status or display name away ("Succeeded", "Timed out", "Completed with errors").
+# Checked in this order: a failure word wins over a success word in the same phrase.
+_OUTCOME_WORDS: tuple[tuple[ExecutionState, tuple[str, ...]], ...] = (
+    (S.CANCELED, ("cancel",)),
+    (S.FAILED, ("fail", "error", "timed out", "timeout", "abort", "reject", "crash")),
+    (S.SUCCEEDED, ("succe", "complete", "done", "finish", "pass")),
+)
+_RUNNING_WORDS = ("progress", "running", "pending", "queued", "waiting", "paused", "start")
+
+
+def _read_state(text: Any) -> ExecutionState | None:
+    """What a status string, a display name or a step state says, if anything (nothing is logged)."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    known = DATADOG_STATUSES.lookup(text)
+    if known is not None:
+        return known
+    words = text.casefold().replace("_", " ")
+    for state, hints in _OUTCOME_WORDS:
+        if any(hint in words for hint in hints):
+            return state
+    if any(hint in words for hint in _RUNNING_WORDS):
+        return S.RUNNING
+    return None
+
+
+def judge_instance(attributes: Mapping[str, Any]) -> tuple[ExecutionState, str | None]:
+    """The state of a Datadog instance, and a note when it had to be inferred rather than read.
+
+    Datadog documents no terminal status but CANCELED. Its own CLI (DataDog/pup ``workflows run --wait``)
+    treats any status but IN_PROGRESS or none as finished so as never to poll forever; here an
+    ``endTimestamp`` settles that the instance is over, and the outcome comes from what the answer
+    does say: ``detailsKind``, then ``displayName``, then the steps' ``stepState``.
+    """
+    status = attributes.get("instanceStatus") if isinstance(attributes.get("instanceStatus"), dict) else {}
+    kind, display = status.get("detailsKind"), status.get("displayName")
+    read = DATADOG_STATUSES.lookup(kind)
+    ended = bool(attributes.get("endTimestamp"))
+    if read is not None and (read.is_terminal or not ended):
+        return read, None
+    said = f"detailsKind {kind!r} (displayName {display!r})"
+    if not ended:
+        # An undocumented status on an instance with no end: a clear display name may still tell.
+        shown = _read_state(kind) or _read_state(display)
+        if shown is not None and shown.is_terminal:
+            return shown, f"Datadog reported {said} and no endTimestamp; read as {shown.value}"
+        DATADOG_STATUSES.normalize(kind)  # logs the unknown status once
+        return (shown or S.UNKNOWN), None
+    for source, text in (("detailsKind", kind), ("displayName", display)):
+        state = _read_state(text)
+        if state is not None and state.is_terminal:
+            return state, f"Datadog reported {said} with an endTimestamp; read as {state.value} from its {source}"
+    step_states = [_read_state(step.get("stepState") or step.get("status")) for step in _steps(attributes)]
+    for state in (S.FAILED, S.CANCELED):
+        if state in step_states:
+            return state, f"Datadog reported {said} with an endTimestamp; read as {state.value} from a step's state"
+    if step_states and all(state is S.SUCCEEDED for state in step_states):
+        return S.SUCCEEDED, f"Datadog reported {said} with an endTimestamp; every step succeeded"
+    return S.FAILED, (
+        f"Datadog reported {said} with an endTimestamp and nothing in the answer tells success from failure; "
+        f"treated as failed so that no failure passes for a success"
+    )
+
+
+def _steps(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in attributes.get("stepStateAssociations") or [] if isinstance(s, dict)]
+
+
+def _failing_step(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first failed step, else the first canceled one (where a cancel caught the instance)."""
+    states = [_read_state(step.get("stepState") or step.get("status")) for step in steps]
+    for wanted in (S.FAILED, S.CANCELED):
+        for step, state in zip(steps, states, strict=True):
+            if state is wanted:
+                return step
+    return None
 
 
 def normalize_site(value: str | None) -> str:
@@ -136,21 +220,29 @@ class DatadogApi(VendorApi):
         data = require_mapping(response, body.get("data"), "data")
         return self._instance(request.context["workflow"], data)
 
+    # {"data": {"id", "type": "instances", "attributes": {instanceStatus, startTimestamp, endTimestamp, outputs,
+    #   stepStateAssociations: [{"stepName", "stepState"}]}, "relationships": {"workflow": {"data": {"id"}}}}}
     def _instance(self, workflow: str, data: Mapping[str, Any]) -> WorkflowExecution:
-        attributes = data.get("attributes") or {}
-        status = (attributes.get("instanceStatus") or {}).get("detailsKind")
-        steps = [s for s in attributes.get("stepStateAssociations") or [] if isinstance(s, dict)]
-        failed_step = next((s for s in steps if DATADOG_STATUSES.normalize(s.get("status")).is_failure), None)
+        attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+        instance_id = str(data.get("id") or attributes.get("id"))
+        state, note = judge_instance(attributes)
+        if note:
+            log.warning("Datadog instance %s: %s", instance_id, note)
+        steps = _steps(attributes)
+        failed_step = _failing_step(steps) if state.is_failure else None
+        status = attributes.get("instanceStatus") if isinstance(attributes.get("instanceStatus"), dict) else {}
         return self.execution(
-            workflow=str(attributes.get("workflowId") or workflow),
-            id=str(data.get("id") or attributes.get("id")),
-            vendor_status=status,
+            workflow=_related_id(data, "workflow") or workflow,
+            id=instance_id,
+            state=state,
+            state_note=note,
+            vendor_status=status.get("detailsKind"),
             started_at=attributes.get("startTimestamp"),
             ended_at=attributes.get("endTimestamp"),
             output=attributes.get("outputs"),
             steps=steps,
             failing_step=failed_step.get("stepName") if failed_step else None,
-            error_message=_step_error(failed_step) or _status_error(attributes.get("instanceStatus")),
+            error_message=_step_error(failed_step) or _status_error(status),
             raw=dict(data),
         )
 
@@ -187,6 +279,25 @@ class DatadogApi(VendorApi):
     def check_request(self) -> ApiRequest:
         return self.request("test_connection", "GET", self._instances(CHECK_WORKFLOW_ID), params=[("page[size]", "1")])
 
+    # GET /api/v1/validate  (checks the API key alone: {"valid": true}, or 403 {"errors": ["Forbidden"]})
+    def forbidden_check_request(self) -> ApiRequest:
+        # Datadog answers 403 {"errors": ["Forbidden"]} for a wrong API key and for a missing permission alike.
+        return self.request("validate_api_key", "GET", "/api/v1/validate")
+
+    def explain_forbidden(self, error: WorkflowApiError, key_accepted: bool | None) -> str:
+        if key_accepted is False:
+            return (
+                f"Datadog refused the API key (403): check the API key and that the site ({self.site}) is the "
+                f"one the key belongs to. {error}"
+            )
+        application_key = (
+            "the application key is wrong, lacks the workflows_read / workflows_run permissions, or is not "
+            f"registered for Actions API access ({ACTIONS_API_ACCESS_DOCS})"
+        )
+        if key_accepted:
+            return f"Datadog accepted the API key but refused the request (403): {application_key}. {error}"
+        return f"Datadog refused the request (403): either the API key is wrong, or {application_key}. {error}"
+
     def execution_url(self, workflow: str, execution_id: str) -> str:
         app_host = f"app.{self.site}" if self.site in ("datadoghq.com", "datadoghq.eu") else self.site
         return f"https://{app_host}/workflow/{path_segment(workflow)}?instance={path_segment(execution_id)}"
@@ -195,21 +306,31 @@ class DatadogApi(VendorApi):
     def error_details(self, response: ApiResponse) -> ErrorDetails:
         body = response.json()
         errors = body.get("errors") if isinstance(body, dict) else None
-        if not errors:
-            return ErrorDetails(message=f"HTTP {response.status} with no error detail")
         messages, code = [], None
-        for error in errors:
+        for error in errors or []:
             if isinstance(error, dict):
                 code = code or error.get("code")
                 messages.append(str(error.get("detail") or error.get("title") or error.get("code")))
             else:
                 messages.append(str(error))
-        return ErrorDetails(message="; ".join(messages), code=str(code) if code else None)
+        message = "; ".join(messages) or f"HTTP {response.status} with no error detail"
+        if response.status == 403:
+            message += (
+                " (Datadog answers 403 both to a wrong API or application key and to an application key without "
+                "workflows_read / workflows_run or not registered for Actions API access)"
+            )
+        return ErrorDetails(message=message, code=str(code) if code else None)
 
     def retry_after(self, response: ApiResponse) -> float | None:
         # Datadog's own clients wait X-RateLimit-Reset (seconds until the window resets).
         reset = parse_retry_after(response.header("X-RateLimit-Reset"))
         return reset if reset is not None else super().retry_after(response)
+
+
+def _related_id(data: Mapping[str, Any], name: str) -> str | None:
+    """``relationships.<name>.data.id`` of a JSON:API resource."""
+    related = ((data.get("relationships") or {}).get(name) or {}).get("data")
+    return str(related["id"]) if isinstance(related, dict) and related.get("id") else None
 
 
 def _step_error(step: Mapping[str, Any] | None) -> str | None:
@@ -236,7 +357,8 @@ class DatadogWorkflowsHook(BaseWorkflowsHook):
     """Run Datadog Workflow Automation workflows.
 
     Connection: host = Datadog site (default datadoghq.com), password = API key,
-    extra ``application_key_secret`` = application key with ``workflows_read`` and ``workflows_run``.
+    extra ``application_key_secret`` = application key with ``workflows_read`` and ``workflows_run``,
+    registered for Actions API access (Datadog refuses every instance call otherwise).
     """
 
     connection_form = DATADOG

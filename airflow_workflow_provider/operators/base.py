@@ -23,7 +23,12 @@ from airflow.providers.common.compat.sdk import AirflowTaskTimeout, BaseOperator
 
 from airflow_workflow_provider._compat import ResumableJobMixin
 from airflow_workflow_provider.core.errors import WorkflowExecutionFailed, WorkflowInputError, WorkflowWaitTimeout
-from airflow_workflow_provider.core.states import ExecutionState
+from airflow_workflow_provider.core.states import (
+    UNKNOWN_STATE_LIMIT,
+    ExecutionState,
+    UnknownStateClock,
+    unknown_state_message,
+)
 from airflow_workflow_provider.core.validation import require_positive_number
 from airflow_workflow_provider.links import EXECUTION_URL_KEY
 
@@ -68,6 +73,8 @@ class ExecutionFollower(VendorConnection):
     """Waiting, deferring and judging the outcome: shared by the run operators and the sensors."""
 
     trigger_class_path: ClassVar[str]
+    #: Seconds a wait goes on while the vendor reports a status this provider cannot read; then the task fails.
+    unknown_state_limit: ClassVar[float] = UNKNOWN_STATE_LIMIT
 
     workflow: str
     poll_interval: float
@@ -100,6 +107,7 @@ class ExecutionFollower(VendorConnection):
         started = time.monotonic()
         last: ExecutionState | None = None
         stop_at = {ExecutionState(s) for s in self.stop_states}
+        unreadable = UnknownStateClock(self.unknown_state_limit)
         try:
             while True:
                 execution = self.hook.get_execution(self.workflow, execution_id)
@@ -115,6 +123,13 @@ class ExecutionFollower(VendorConnection):
                     last = execution.state
                 if execution.is_terminal or execution.state in stop_at:
                     return self._outcome(execution)
+                if unreadable.expired(execution.state, time.time()):
+                    raise WorkflowExecutionFailed(
+                        unknown_state_message(
+                            execution.vendor, execution_id, execution.vendor_status, unreadable.limit, execution.url
+                        ),
+                        execution.summary(),
+                    )
                 if deadline is not None and time.time() >= deadline:
                     self._cancel_after_timeout(execution_id)
                     raise self._timeout(
@@ -148,6 +163,7 @@ class ExecutionFollower(VendorConnection):
             stop_states=list(self.stop_states),
             cancel_on_kill=self.cancel_on_kill,
             first_check_at=time.time() + self.poll_interval,  # it was checked just now
+            unknown_state_limit=self.unknown_state_limit,
         )
         self.log.info(
             "%s execution %s is %s; deferring the wait", self.hook.api.vendor, execution_id, execution.state.value

@@ -11,7 +11,12 @@ from typing import Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_workflow_provider.core.events import execution_event
-from airflow_workflow_provider.core.states import ExecutionState
+from airflow_workflow_provider.core.states import (
+    UNKNOWN_STATE_LIMIT,
+    ExecutionState,
+    UnknownStateClock,
+    unknown_state_message,
+)
 
 
 class WorkflowExecutionTrigger(BaseTrigger):
@@ -37,6 +42,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         stop_states: list[str] | tuple[str, ...] = (),
         cancel_on_kill: bool = True,
         first_check_at: float | None = None,
+        unknown_state_limit: float = UNKNOWN_STATE_LIMIT,
     ) -> None:
         super().__init__()
         self.connection_id = connection_id
@@ -47,6 +53,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         self.stop_states = tuple(stop_states)
         self.cancel_on_kill = cancel_on_kill
         self.first_check_at = first_check_at
+        self.unknown_state_limit = unknown_state_limit
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -60,6 +67,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
                 "stop_states": list(self.stop_states),
                 "cancel_on_kill": self.cancel_on_kill,
                 "first_check_at": self.first_check_at,
+                "unknown_state_limit": self.unknown_state_limit,
             },
         )
 
@@ -89,6 +97,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         # answer or a stalled loop delays one check, not every later one. The operator checked just
         # before deferring, so the first check here waits for its slot.
         next_check = self.first_check_at if self.first_check_at is not None else time.time()
+        unreadable = UnknownStateClock(self.unknown_state_limit)
         try:
             while True:
                 wait = next_check - time.time()
@@ -107,6 +116,12 @@ class WorkflowExecutionTrigger(BaseTrigger):
                     )
                     return
                 now = time.time()
+                if unreadable.expired(execution.state, now):
+                    message = unknown_state_message(
+                        execution.vendor, self.execution_id, execution.vendor_status, unreadable.limit, execution.url
+                    )
+                    yield TriggerEvent(execution_event("error", message=message, execution=execution.summary(), **ids))
+                    return
                 if self.deadline is not None and now >= self.deadline:
                     message = f"execution {self.execution_id} still {execution.state.value} when the timeout ran out"
                     yield TriggerEvent(
