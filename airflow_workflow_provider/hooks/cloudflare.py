@@ -32,10 +32,21 @@ from airflow_workflow_provider.core.validation import (
 
 API_ORIGIN = "https://api.cloudflare.com"
 MAX_PER_PAGE = 100
+# cloudflare/workers-sdk packages/workflows-shared/src/lib/validators.ts: ids a caller creates (and workflow
+# names) follow ALLOWED_STRING_ID_PATTERN; ids that address an existing instance may also be the ones cron
+# triggers generate, e.g. "*/30 * * * *-1786001400000" (ALLOWED_ADDRESSABLE_WORKFLOW_INSTANCE_ID_PATTERN).
 INSTANCE_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9-_]*$")
-RESERVED_INSTANCE_ID = re.compile(r"^cf_[0-9a-fA-F]{64}$")
 MAX_INSTANCE_ID_LENGTH = 100
+ADDRESSABLE_INSTANCE_ID_PATTERN = re.compile(r"^[a-zA-Z0-9, */#_-]+$")
+MAX_ADDRESSABLE_INSTANCE_ID_LENGTH = 271
+# "An id of exactly `cf_` followed by 64 lowercase hex characters is reserved for system-generated instances"
+# (cloudflare/cloudflare-typescript, InstanceCreateParams.instance_id).
+RESERVED_INSTANCE_ID = re.compile(r"^cf_[0-9a-f]{64}$")
+WORKFLOW_NAME_PATTERN = INSTANCE_ID_PATTERN
 MAX_WORKFLOW_NAME_LENGTH = 64
+# The official SDK escapes a path value like encodeURIPath: RFC 3986 pchar stays as is, the rest
+# ("/", " ", "#") is percent-encoded (cloudflare-typescript src/internal/utils/path.ts).
+PATH_SAFE = "-._~!$&'()*+,;=:@"
 
 CLOUDFLARE_STATUSES = StatusMap(
     "Cloudflare",
@@ -56,7 +67,19 @@ CLOUDFLARE_STATUSES = StatusMap(
 )
 STATUS_ACTIONS = ("pause", "resume", "terminate", "restart")
 MAX_BATCH_SIZE = 100
-LIST_STATUSES = ("queued", "running", "paused", "errored", "terminated", "complete", "waitingForPause", "waiting")
+# The list filter takes every status the API answers (cloudflare-typescript InstanceListParams.status).
+LIST_STATUSES = (
+    "queued",
+    "running",
+    "paused",
+    "errored",
+    "terminated",
+    "complete",
+    "waitingForPause",
+    "waiting",
+    "rollingBack",
+)
+LIST_DIRECTIONS = ("asc", "desc")
 
 
 def require_instance_id(value: Any) -> str:
@@ -68,9 +91,26 @@ def require_instance_id(value: Any) -> str:
         )
     if RESERVED_INSTANCE_ID.match(instance_id):
         raise WorkflowInputError(
-            "instance_id", "the form 'cf_' followed by 64 hex characters is reserved by Cloudflare"
+            "instance_id", "the form 'cf_' followed by 64 lower-case hex characters is reserved by Cloudflare"
         )
     return instance_id
+
+
+def require_addressable_instance_id(value: Any, field: str = "instance_id") -> str:
+    """The id of an existing instance: one a caller chose, Cloudflare generated, or a cron trigger made."""
+    if not isinstance(value, str):
+        raise WorkflowInputError(field, f"must be a string, got {type(value).__name__}")
+    if not value:
+        raise WorkflowInputError(field, "must not be empty")
+    if len(value) > MAX_ADDRESSABLE_INSTANCE_ID_LENGTH:
+        raise WorkflowInputError(
+            field, f"must be at most {MAX_ADDRESSABLE_INSTANCE_ID_LENGTH} characters, got {len(value)}"
+        )
+    if not ADDRESSABLE_INSTANCE_ID_PATTERN.match(value):
+        raise WorkflowInputError(
+            field, "may hold only letters, digits, spaces and the characters , * / # _ - (as cron-made ids do)"
+        )
+    return value
 
 
 def _utc_iso(field: str, value: Any) -> str:
@@ -107,10 +147,18 @@ class CloudflareApi(VendorApi):
     def _workflow(self, workflow: str) -> str:
         if len(workflow) > MAX_WORKFLOW_NAME_LENGTH:
             raise WorkflowInputError("workflow", f"a workflow name has at most {MAX_WORKFLOW_NAME_LENGTH} characters")
+        if not WORKFLOW_NAME_PATTERN.match(workflow):
+            raise WorkflowInputError(
+                "workflow", "a workflow name holds only letters, digits, '-' and '_', and does not start with '-'"
+            )
         return f"/client/v4/accounts/{path_segment(self.account_id)}/workflows/{path_segment(workflow)}"
 
     def _instance(self, workflow: str, instance_id: str) -> str:
-        return f"{self._workflow(workflow)}/instances/{path_segment(instance_id)}"
+        instance = path_segment(require_addressable_instance_id(instance_id), safe=PATH_SAFE)
+        return f"{self._workflow(workflow)}/instances/{instance}"
+
+    def check_execution_id(self, value: Any) -> str:
+        return require_addressable_instance_id(value, "execution_id")
 
     # POST .../workflows/{workflow_name}/instances  {"instance_id"?, "params"}
     def start_request(self, workflow: str, payload: Mapping[str, Any] | None, **options: Any) -> ApiRequest:
@@ -262,35 +310,48 @@ class CloudflareApi(VendorApi):
             idempotent=False,
         )
 
-    # GET .../instances?per_page=&cursor=&status=&date_start=&date_end=&direction=
+    # GET .../instances?per_page=&status=&date_start=&date_end=&direction=&cursor=  (or &page=)
     def list_request(self, workflow: str, page: Any, filters: Mapping[str, Any]) -> ApiRequest:
+        """One page of instances; ``page`` is None, ``("cursor", token)`` or ``("page", number)``.
+
+        Wrangler pages by ``result_info.cursor`` (the whole list, "not a best effort set"), sending the
+        same filters and direction with every cursor; the official SDKs still page by ``page=``. So:
+        follow the cursor, and fall back to page numbers when an answer carries none.
+        """
         allowed = {"status", "date_start", "date_end", "per_page", "direction"}
         unknown = set(filters) - allowed
         if unknown:
             raise WorkflowInputError(
                 ", ".join(sorted(unknown)), f"Cloudflare list filters are: {', '.join(sorted(allowed))}"
             )
-        params = [
-            ("per_page", str(require_int_in_range("per_page", filters.get("per_page", MAX_PER_PAGE), 1, MAX_PER_PAGE)))
-        ]
+        per_page = require_int_in_range("per_page", filters.get("per_page", MAX_PER_PAGE), 1, MAX_PER_PAGE)
+        params = [("per_page", str(per_page))]
         if filters.get("status") is not None:
             params.append(("status", require_choice("status", filters["status"], LIST_STATUSES)))
         for name in ("date_start", "date_end"):
             if filters.get(name) is not None:
                 params.append((name, _utc_iso(name, filters[name])))
+        if filters.get("direction") is not None:
+            params.append(("direction", require_choice("direction", filters["direction"], LIST_DIRECTIONS)))
+        page_number = 1
         if page is not None:
-            params.append(("cursor", str(page)))
-            # direction only applies together with a cursor
-            if filters.get("direction") is not None:
-                params.append(("direction", require_choice("direction", filters["direction"], ("asc", "desc"))))
-        elif filters.get("direction") is not None:
-            require_choice("direction", filters["direction"], ("asc", "desc"))
+            kind, value = page
+            if kind == "cursor":
+                params.append(("cursor", str(value)))
+            else:
+                page_number = int(value)
+                params.append(("page", str(page_number)))
         return self.request(
             "list_executions",
             "GET",
             f"{self._workflow(workflow)}/instances",
             params=params,
-            context={"workflow": workflow},
+            context={
+                "workflow": workflow,
+                "page": page_number,
+                "per_page": per_page,
+                "by_cursor": page is not None and page[0] == "cursor",
+            },
         )
 
     def parse_list(self, request: ApiRequest, response: ApiResponse) -> Page:
@@ -307,8 +368,7 @@ class CloudflareApi(VendorApi):
             )
             for item in items
         ]
-        cursor = (body.get("result_info") or {}).get("cursor")
-        return Page(executions=executions, next_page=cursor if cursor and items else None)
+        return Page(executions=executions, next_page=_next_list_page(request, body, len(items)))
 
     # GET /accounts/{account_id}/workflows?per_page=1
     def check_request(self) -> ApiRequest:
@@ -335,6 +395,27 @@ class CloudflareApi(VendorApi):
         codes = [str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code") is not None]
         messages = [str(e.get("message")) if isinstance(e, dict) else str(e) for e in errors]
         return ErrorDetails(message="; ".join(messages), code=",".join(codes) or None, tracking_id=ray)
+
+
+def _next_list_page(request: ApiRequest, body: Mapping[str, Any], count: int) -> tuple[str, Any] | None:
+    """Where the listing goes on: the answer's cursor, else the next page number while pages come full."""
+    if count == 0:
+        return None
+    info = body.get("result_info") if isinstance(body.get("result_info"), dict) else {}
+    cursor = info.get("cursor")
+    if cursor:
+        return ("cursor", str(cursor))
+    if request.context.get("by_cursor"):
+        return None  # a cursor walk ends with the answer that carries no cursor
+    number, per_page = request.context["page"], request.context["per_page"]
+    total_pages, total_count = info.get("total_pages"), info.get("total_count")
+    if isinstance(total_pages, int):
+        more = number < total_pages
+    elif isinstance(total_count, int):
+        more = number * per_page < total_count
+    else:
+        more = count >= per_page
+    return ("page", number + 1) if more else None
 
 
 def _result(response: ApiResponse) -> Any:
@@ -384,7 +465,7 @@ class CloudflareWorkflowsHook(BaseWorkflowsHook):
     def change_instance_status(self, workflow: str, instance_id: str, action: str) -> str:
         """Pause, resume, terminate or restart an instance; returns the status Cloudflare reports."""
         request = self.api.change_status_request(
-            require_id("workflow", workflow), require_instance_id(instance_id), action
+            require_id("workflow", workflow), require_addressable_instance_id(instance_id), action
         )
         status = self._call(request, self.api.parse_status_change)
         self.log.info("Cloudflare instance %s: %s done, now %s", instance_id, action, status or "unknown")
@@ -393,7 +474,7 @@ class CloudflareWorkflowsHook(BaseWorkflowsHook):
     def send_event(self, workflow: str, instance_id: str, event_type: str, payload: Any = None) -> None:
         """Deliver an event to an instance waiting for it (``step.waitForEvent``)."""
         request = self.api.send_event_request(
-            require_id("workflow", workflow), require_instance_id(instance_id), event_type, payload
+            require_id("workflow", workflow), require_addressable_instance_id(instance_id), event_type, payload
         )
         self._call(request, ignore_body)
         self.log.info("Cloudflare instance %s: sent event %s", instance_id, event_type)
