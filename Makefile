@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # uv is installed with pip when missing; it is run as a module so that no PATH change is needed.
 UV := $(PYTHON) -m uv
 
-.PHONY: venv test demo lint docs clean test-matrix bench e2e system-deps
+.PHONY: venv test demo lint docs clean test-matrix bench e2e system-deps live
 
 $(BIN)/python:
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -26,6 +26,10 @@ docs: venv
 
 demo: venv
 	$(BIN)/python -m airflow_workflow_provider.testing.demo
+
+# Against your own tenants (never in CI): AWP_LIVE_<VENDOR>_... variables, see docs/live-check.md.
+live: venv
+	$(BIN)/python -m airflow_workflow_provider.testing.live
 
 # System packages the browser test needs (Debian's chromium); idempotent.
 system-deps:
