@@ -218,16 +218,17 @@ class DatadogApi(VendorApi):
     def parse_execution(self, request: ApiRequest, response: ApiResponse) -> WorkflowExecution:
         body = require_mapping(response, response.json(), "instance")
         data = require_mapping(response, body.get("data"), "data")
-        return self._instance(request.context["workflow"], data)
+        return self._instance(request.context["workflow"], data, announce=True)
 
     # {"data": {"id", "type": "instances", "attributes": {instanceStatus, startTimestamp, endTimestamp, outputs,
     #   stepStateAssociations: [{"stepName", "stepState"}]}, "relationships": {"workflow": {"data": {"id"}}}}}
-    def _instance(self, workflow: str, data: Mapping[str, Any]) -> WorkflowExecution:
+    def _instance(self, workflow: str, data: Mapping[str, Any], *, announce: bool = False) -> WorkflowExecution:
+        """One instance; ``announce`` logs an inferred state (a followed instance, not every listed one)."""
         attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
         instance_id = str(data.get("id") or attributes.get("id"))
         state, note = judge_instance(attributes)
         if note:
-            log.warning("Datadog instance %s: %s", instance_id, note)
+            log.log(logging.WARNING if announce else logging.DEBUG, "Datadog instance %s: %s", instance_id, note)
         steps = _steps(attributes)
         failed_step = _failing_step(steps) if state.is_failure else None
         status = attributes.get("instanceStatus") if isinstance(attributes.get("instanceStatus"), dict) else {}

@@ -177,6 +177,7 @@ class ExecutionFollower(VendorConnection):
         self._execution_id = execution_id
         if status in ("success", "reached"):
             self.log.info("%s", event.get("message"))
+            self._say_if_inferred(event["execution"].get("state_note"))
             return event["execution"]
         if status == "failure":
             execution = self.hook.get_execution(self.workflow, execution_id)
@@ -186,7 +187,13 @@ class ExecutionFollower(VendorConnection):
             raise self._timeout(f"{event.get('message')}" + ("; it was canceled" if self.cancel_on_kill else ""))
         raise self._failure(f"could not follow execution {execution_id}: {event.get('message')}", {})
 
+    def _say_if_inferred(self, note: str | None) -> None:
+        """The task log says when the outcome was inferred (an undocumented vendor status), not read."""
+        if note:
+            self.log.warning("The outcome was inferred, not read: %s", note)
+
     def _outcome(self, execution: WorkflowExecution) -> dict[str, Any]:
+        self._say_if_inferred(execution.state_note)
         if execution.state.is_failure:
             detailed = self.hook.explain_failure(execution)
             message = (

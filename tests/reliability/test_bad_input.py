@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_workflow_provider.core.errors import WorkflowInputError
+from airflow_workflow_provider.core.errors import NotFoundError, WorkflowInputError
 from airflow_workflow_provider.hooks.cloudflare import CloudflareWorkflowsHook
 from airflow_workflow_provider.hooks.datadog import SITES, DatadogWorkflowsHook
 from airflow_workflow_provider.hooks.sailpoint import SailPointWorkflowsHook
@@ -77,12 +77,38 @@ def test_bad_ids_are_refused_everywhere(
 ) -> None:
     hook = HOOKS[vendor_name](set_connection(vendor_name))
     for (operation, field), call in _calls(hook, WORKFLOW_IDS[vendor_name]).items():
+        if vendor_name == "cloudflare" and field == "execution_id":
+            continue  # Cloudflare's own rule: test_cloudflare_execution_ids_follow_cloudflares_rule
         with pytest.raises(WorkflowInputError) as caught:
             call(bad)
         assert caught.value.field == field, (operation, caught.value)
         assert says in str(caught.value), (operation, str(caught.value))
         assert str(caught.value).startswith(f"{field}: ")
     assert emulator.requests == []
+
+
+# Ids a cron trigger could have made (letters, digits, spaces and , * / # _ -, up to 271 characters:
+# cloudflare/workers-sdk validators.ts): Cloudflare is asked, and answers that no such instance exists.
+CLOUDFLARE_ADDRESSABLE = {"a/b", " lead", "trail ", "in side", "a" * 257}
+
+
+@pytest.mark.parametrize(("bad", "says"), BAD_IDS)
+def test_cloudflare_execution_ids_follow_cloudflares_rule(
+    emulator: WorkflowEmulator, set_connection: Callable[..., str], bad: Any, says: str
+) -> None:
+    hook = CloudflareWorkflowsHook(set_connection("cloudflare"))
+    calls = {key: call for key, call in _calls(hook, WORKFLOW_IDS["cloudflare"]).items() if key[1] == "execution_id"}
+    for (operation, field), call in calls.items():
+        if bad in CLOUDFLARE_ADDRESSABLE:
+            with pytest.raises(NotFoundError):
+                call(bad)
+            continue
+        with pytest.raises(WorkflowInputError) as caught:
+            call(bad)
+        assert caught.value.field == field, (operation, caught.value)
+        assert str(caught.value).startswith(f"{field}: ")
+    sent = [r.operation for r in emulator.requests]
+    assert len(sent) == (len(calls) if bad in CLOUDFLARE_ADDRESSABLE else 0)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +125,7 @@ def test_bad_ids_are_refused_everywhere(
         pytest.param("", "must not be empty", id="empty"),
         pytest.param("x" * 101, "at most 100 characters", id="101-chars"),
         pytest.param("cf_" + "0" * 64, "reserved", id="reserved-lower"),
-        pytest.param("cf_" + "ABCDEF0123456789" * 4, "reserved", id="reserved-upper-hex"),
+        pytest.param("cf_" + "abcdef0123456789" * 4, "reserved", id="reserved-lower-hex"),
     ],
 )
 def test_cloudflare_instance_ids_outside_the_pattern_are_refused(
@@ -114,7 +140,15 @@ def test_cloudflare_instance_ids_outside_the_pattern_are_refused(
 
 
 @pytest.mark.parametrize(
-    "instance_id", ["x" * 100, "_underscore-first", "cf_" + "a" * 63, "cf_" + "g" * 64, "cf_" + "a" * 65, "0"]
+    "instance_id",
+    [
+        "x" * 100,
+        "_underscore-first",
+        "cf_" + "a" * 63,
+        "cf_" + "g" * 64,
+        "cf_" + "a" * 65,
+        "0",
+    ],
 )
 def test_cloudflare_instance_ids_at_the_edges_are_accepted(
     emulator: WorkflowEmulator, set_connection: Callable[..., str], instance_id: str
