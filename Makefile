@@ -17,6 +17,7 @@ venv: $(BIN)/python
 
 test: venv
 	$(BIN)/ruff check airflow_workflow_provider tests example_dags docs
+	$(BIN)/mypy
 	$(MAKE) --no-print-directory docs
 	$(BIN)/python -m pytest -q
 
@@ -49,6 +50,7 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check airflow_workflow_provider tests example_dags docs
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) airflow-home .matrix reports/ui docs/_build

@@ -275,6 +275,12 @@ def _query_value(value: Any) -> str:
     return str(value)
 
 
+def object_at(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The JSON object a vendor put under ``key``, or an empty one when it sent none (or something else)."""
+    value = mapping.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def require_secret(field: str, value: str | None, what: str) -> str:
     if not value:
         raise WorkflowInputError(field, f"is empty; set the {what} in the Airflow connection")

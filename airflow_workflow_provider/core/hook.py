@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from functools import cached_property
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -27,9 +27,11 @@ from airflow_workflow_provider.core.validation import require_id, require_json_o
 
 T = TypeVar("T")
 Parser = Callable[[ApiRequest, ApiResponse], T]
+#: The vendor's :class:`VendorApi` subclass, so that ``hook.api`` has the vendor's own calls for type checkers.
+ApiT = TypeVar("ApiT", bound=VendorApi)
 
 
-class BaseWorkflowsHook(BaseHook):
+class BaseWorkflowsHook(BaseHook, Generic[ApiT]):
     """Start, follow, cancel and list executions of one vendor's workflows.
 
     Subclasses name their connection type and their :class:`VendorApi`, and build that API
@@ -60,7 +62,7 @@ class BaseWorkflowsHook(BaseHook):
         super().__init__(**kwargs)
         # Stored under the vendor's name too, where Airflow (and users) look for it.
         setattr(self, self.conn_name_attr, connection_id or self.default_conn_name)
-        self._async_api: VendorApi | None = None
+        self._async_api: ApiT | None = None
 
     @property
     def connection_id(self) -> str:
@@ -73,22 +75,22 @@ class BaseWorkflowsHook(BaseHook):
     # -- building the API client from the connection -------------------------------------------
 
     @classmethod
-    def build_api(cls, conn: Any, extra: Mapping[str, Any]) -> VendorApi:
+    def build_api(cls, conn: Any, extra: Mapping[str, Any]) -> ApiT:
         """Turn a connection (host, login, password, extras) into the vendor client."""
         raise NotImplementedError
 
     @classmethod
-    def _api_for(cls, conn: Any, extra: Mapping[str, Any]) -> VendorApi:
+    def _api_for(cls, conn: Any, extra: Mapping[str, Any]) -> ApiT:
         return cls.build_api(conn, plain_extra(extra, cls.conn_type))
 
     @cached_property
-    def api(self) -> VendorApi:
+    def api(self) -> ApiT:
         conn = self.get_connection(self.connection_id)
         api = self._api_for(conn, conn.extra_dejson)
         _register_secrets(api.secrets_to_mask())
         return api
 
-    async def get_async_api(self) -> VendorApi:
+    async def get_async_api(self) -> ApiT:
         """The vendor client for async use; the connection is looked up without blocking the loop."""
         if self._async_api is None:
             from airflow.providers.common.compat.connection import get_async_connection
@@ -124,7 +126,7 @@ class BaseWorkflowsHook(BaseHook):
                 return parse(request, response)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def _acall(self, request: ApiRequest, parse: Parser[T], api: VendorApi) -> T:
+    async def _acall(self, request: ApiRequest, parse: Parser[T], api: ApiT) -> T:
         sender = AsyncSender(api.vendor, api.settings.timeouts)
         async for attempt in api.settings.retry_policy.async_retrying(request, api.vendor):
             with attempt:

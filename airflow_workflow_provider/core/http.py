@@ -84,12 +84,13 @@ class ApiResponse:
             return None
         try:
             return json.loads(self.body)
-        except ValueError as exc:
+        except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not text
+            problem = f"{exc.msg} at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
             raise InvalidResponseError(
                 vendor=self.vendor,
                 operation=self.operation,
                 status_code=self.status,
-                message=f"the answer is not valid JSON ({exc.msg} at position {exc.pos})",
+                message=f"the answer is not valid JSON ({problem})",
             ) from None
 
 

@@ -6,7 +6,7 @@ Reference: https://developers.cloudflare.com/api/resources/workflows/subresource
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import pendulum
 
 from airflow_workflow_provider.connection_forms import CLOUDFLARE
-from airflow_workflow_provider.core.api import ClientSettings, VendorApi, require_mapping, require_secret
+from airflow_workflow_provider.core.api import ClientSettings, VendorApi, object_at, require_mapping, require_secret
 from airflow_workflow_provider.core.errors import ErrorDetails, InvalidResponseError, WorkflowInputError
 from airflow_workflow_provider.core.hook import BaseWorkflowsHook, ignore_body
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse
@@ -131,7 +131,9 @@ class CloudflareApi(VendorApi):
     vendor = "Cloudflare"
     status_map = CLOUDFLARE_STATUSES
 
-    def __init__(self, *, account_id: str, api_token: str, email: str | None = None, settings: ClientSettings) -> None:
+    def __init__(
+        self, *, account_id: str | None, api_token: str | None, email: str | None = None, settings: ClientSettings
+    ) -> None:
         if not account_id:
             raise WorkflowInputError("extra.account_id (Account ID)", "is empty; set the Cloudflare account id")
         self.account_id = require_id("extra.account_id (Account ID)", account_id)
@@ -249,7 +251,7 @@ class CloudflareApi(VendorApi):
         return replace(self.change_status_request(workflow, execution_id, "terminate"), operation="cancel_execution")
 
     # POST .../instances/batch  [{"instance_id"?, "params"}, ...]
-    def batch_start_request(self, workflow: str, items: list[Mapping[str, Any]]) -> ApiRequest:
+    def batch_start_request(self, workflow: str, items: Sequence[Mapping[str, Any]]) -> ApiRequest:
         if not isinstance(items, list) or not items:
             raise WorkflowInputError("instances", "must be a non-empty list of {'params': {...}, 'instance_id'?: ...}")
         if len(items) > MAX_BATCH_SIZE:
@@ -401,7 +403,7 @@ def _next_list_page(request: ApiRequest, body: Mapping[str, Any], count: int) ->
     """Where the listing goes on: the answer's cursor, else the next page number while pages come full."""
     if count == 0:
         return None
-    info = body.get("result_info") if isinstance(body.get("result_info"), dict) else {}
+    info = object_at(body, "result_info")
     cursor = info.get("cursor")
     if cursor:
         return ("cursor", str(cursor))
@@ -430,7 +432,7 @@ def _error_text(error: Mapping[str, Any] | None) -> str | None:
     return f"{name}: {message}" if name and message else str(message or name)
 
 
-class CloudflareWorkflowsHook(BaseWorkflowsHook):
+class CloudflareWorkflowsHook(BaseWorkflowsHook[CloudflareApi]):
     """Run Cloudflare Workflows.
 
     Connection: extra ``account_id``; password = API token (Bearer), or login = email and
@@ -455,7 +457,7 @@ class CloudflareWorkflowsHook(BaseWorkflowsHook):
 
     # -- Cloudflare's instance controls ------------------------------------------------------------
 
-    def start_executions_batch(self, workflow: str, instances: list[Mapping[str, Any]]) -> list[str]:
+    def start_executions_batch(self, workflow: str, instances: Sequence[Mapping[str, Any]]) -> list[str]:
         """Create several instances in one call; returns their ids in the order given."""
         request = self.api.batch_start_request(require_id("workflow", workflow), instances)
         ids = self._call(request, self.api.parse_batch_start)

@@ -13,6 +13,7 @@ from airflow_workflow_provider.connection_forms import DATADOG
 from airflow_workflow_provider.core.api import (
     ClientSettings,
     VendorApi,
+    object_at,
     require_mapping,
     require_secret,
 )
@@ -103,7 +104,7 @@ def judge_instance(attributes: Mapping[str, Any]) -> tuple[ExecutionState, str |
     ``endTimestamp`` settles that the instance is over, and the outcome comes from what the answer
     does say: ``detailsKind``, then ``displayName``, then the steps' ``stepState``.
     """
-    status = attributes.get("instanceStatus") if isinstance(attributes.get("instanceStatus"), dict) else {}
+    status = object_at(attributes, "instanceStatus")
     kind, display = status.get("detailsKind"), status.get("displayName")
     read = DATADOG_STATUSES.lookup(kind)
     ended = bool(attributes.get("endTimestamp"))
@@ -171,7 +172,9 @@ class DatadogApi(VendorApi):
     status_map = DATADOG_STATUSES
     check_target_may_be_missing = True
 
-    def __init__(self, *, site: str, api_key: str, application_key: str, settings: ClientSettings) -> None:
+    def __init__(
+        self, *, site: str, api_key: str | None, application_key: str | None, settings: ClientSettings
+    ) -> None:
         self.site = normalize_site(site)
         self._api_key = require_secret("password (API key)", api_key, "Datadog API key")
         self._application_key = require_secret(
@@ -224,14 +227,14 @@ class DatadogApi(VendorApi):
     #   stepStateAssociations: [{"stepName", "stepState"}]}, "relationships": {"workflow": {"data": {"id"}}}}}
     def _instance(self, workflow: str, data: Mapping[str, Any], *, announce: bool = False) -> WorkflowExecution:
         """One instance; ``announce`` logs an inferred state (a followed instance, not every listed one)."""
-        attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+        attributes = object_at(data, "attributes")
         instance_id = str(data.get("id") or attributes.get("id"))
         state, note = judge_instance(attributes)
         if note:
             log.log(logging.WARNING if announce else logging.DEBUG, "Datadog instance %s: %s", instance_id, note)
         steps = _steps(attributes)
         failed_step = _failing_step(steps) if state.is_failure else None
-        status = attributes.get("instanceStatus") if isinstance(attributes.get("instanceStatus"), dict) else {}
+        status = object_at(attributes, "instanceStatus")
         return self.execution(
             workflow=_related_id(data, "workflow") or workflow,
             id=instance_id,
@@ -354,7 +357,7 @@ def _status_error(instance_status: Any) -> str | None:
     return str(details) if details else None
 
 
-class DatadogWorkflowsHook(BaseWorkflowsHook):
+class DatadogWorkflowsHook(BaseWorkflowsHook[DatadogApi]):
     """Run Datadog Workflow Automation workflows.
 
     Connection: host = Datadog site (default datadoghq.com), password = API key,

@@ -363,7 +363,7 @@ def _iso(field: str, value: Any) -> str:
     return moment.in_timezone("UTC").to_iso8601_string()
 
 
-class SailPointWorkflowsHook(BaseWorkflowsHook):
+class SailPointWorkflowsHook(BaseWorkflowsHook[SailPointApi]):
     """Run SailPoint Identity Security Cloud workflows.
 
     Connection: host = tenant, login = client id, password = client secret; extras ``api_version``

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowTaskTimeout, BaseOperator, conf
 
@@ -45,12 +45,16 @@ NOT_FOUND = "not_found"
 TIMEOUT_MARGIN = 5.0
 
 
+# The vendor's hook class, so that type checkers know ``self.hook`` has the vendor's own calls.
+HookT = TypeVar("HookT", bound="BaseWorkflowsHook[Any]")
+
+
 def _load(path: str) -> Any:
     module, _, name = path.rpartition(".")
     return getattr(import_module(module), name)
 
 
-class VendorConnection:
+class VendorConnection(Generic[HookT]):
     """The connection argument, named after the vendor as in Airflow's official providers.
 
     Each vendor class declares ``<vendor>_conn_id`` in its own signature (so that ``default_args``
@@ -65,11 +69,12 @@ class VendorConnection:
         return str(getattr(self, self.conn_name_attr))
 
     @cached_property
-    def hook(self) -> BaseWorkflowsHook:
-        return _load(self.hook_class_path)(self.connection_id)
+    def hook(self) -> HookT:
+        hook: HookT = _load(self.hook_class_path)(self.connection_id)
+        return hook
 
 
-class ExecutionFollower(VendorConnection):
+class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
     """Waiting, deferring and judging the outcome: shared by the run operators and the sensors."""
 
     trigger_class_path: ClassVar[str]
@@ -78,10 +83,13 @@ class ExecutionFollower(VendorConnection):
 
     workflow: str
     poll_interval: float
-    timeout: float | None
+    # Seconds or None; BaseSensorOperator declares its own (a float), hence no narrower type here.
+    timeout: Any
     cancel_on_kill: bool
     stop_states: tuple[str, ...]
     log: Any
+    _execution_id: str | None
+    _failure_message: str | None
 
     def _publish(self, context: Context, execution_id: str) -> None:
         """The id and the UI link go to XCom as soon as they are known, before any wait."""
@@ -338,7 +346,9 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
     def is_job_succeeded(self, status: str) -> bool:
         return status == ExecutionState.SUCCEEDED.value
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:
+    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
+        # Declared to return None, but Airflow 3.3's execute_resumable returns this method's value as the
+        # task's result when it reconnects to a running job (without calling get_job_result): so it returns it.
         execution_id = str(external_id)
         if self._execution_id != execution_id:  # reattached on a retry
             self._publish(context, execution_id)
@@ -391,7 +401,7 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
             self._cancel_quietly(self._execution_id)
 
 
-class BaseListWorkflowExecutionsOperator(VendorConnection, BaseOperator):
+class BaseListWorkflowExecutionsOperator(VendorConnection["BaseWorkflowsHook[Any]"], BaseOperator):
     """List a workflow's executions, newest first, and return a bounded JSON summary (for XCom).
 
     :param workflow: the workflow. Templated.

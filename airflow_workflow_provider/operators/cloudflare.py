@@ -22,6 +22,8 @@ from airflow_workflow_provider.operators.base import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_workflow_provider.hooks.cloudflare import CloudflareWorkflowsHook  # noqa: F401 (quoted in bases)
+
 DEFAULT_CONN = "cloudflare_workflows_default"
 HOOK = "airflow_workflow_provider.hooks.cloudflare.CloudflareWorkflowsHook"
 # The hook module's list, repeated here so that parsing a DAG does not import the hook and its HTTP stack.
@@ -29,6 +31,10 @@ STATUS_ACTIONS = ("pause", "resume", "terminate", "restart")
 START_COUNTER_KEY = "cloudflare_start_counter"
 PENDING_INSTANCE_KEY = "cloudflare_pending_instance_id"
 BATCH_IDS_KEY = "cloudflare_batch_instance_ids"
+
+
+def _map_index(map_index: int | None) -> int:
+    return -1 if map_index is None else map_index
 
 
 def derived_instance_id(dag_id: str, task_id: str, run_id: str, map_index: int, counter: int) -> str:
@@ -72,9 +78,9 @@ class CloudflareRunWorkflowOperator(BaseRunWorkflowOperator):
             # An earlier try asked for this id and died before saving the execution id: ask again, attach.
             return {"instance_id": pending}
         # A stored execution id here means that execution failed: start afresh under a new id.
-        counter = int(store.get(START_COUNTER_KEY) or 0) + (1 if previous else 0)
+        counter = int(str(store.get(START_COUNTER_KEY) or 0)) + (1 if previous else 0)
         ti = context["ti"]
-        instance_id = derived_instance_id(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, counter)
+        instance_id = derived_instance_id(ti.dag_id, ti.task_id, ti.run_id, _map_index(ti.map_index), counter)
         store.set(START_COUNTER_KEY, counter)
         store.set(PENDING_INSTANCE_KEY, instance_id)
         return {"instance_id": instance_id}
@@ -92,7 +98,7 @@ class CloudflareListWorkflowExecutionsOperator(BaseListWorkflowExecutionsOperato
         self.cloudflare_conn_id = cloudflare_conn_id
 
 
-class CloudflareInstanceStatusOperator(VendorConnection, BaseOperator):
+class CloudflareInstanceStatusOperator(VendorConnection["CloudflareWorkflowsHook"], BaseOperator):
     """Pause, resume, terminate or restart a Cloudflare Workflow instance.
 
     An action that does not fit the instance's state (e.g. resuming a completed instance) fails the
@@ -121,7 +127,7 @@ class CloudflareInstanceStatusOperator(VendorConnection, BaseOperator):
         return hook.change_instance_status(self.workflow, self.instance_id, self.action)
 
 
-class CloudflareSendEventOperator(VendorConnection, BaseOperator):
+class CloudflareSendEventOperator(VendorConnection["CloudflareWorkflowsHook"], BaseOperator):
     """Send an event to a Cloudflare Workflow instance waiting for it (``step.waitForEvent``).
 
     :param event_type: the type the workflow waits for. Templated.
@@ -154,7 +160,7 @@ class CloudflareSendEventOperator(VendorConnection, BaseOperator):
         hook.send_event(self.workflow, self.instance_id, self.event_type, self.payload)
 
 
-class CloudflareRunWorkflowBatchOperator(VendorConnection, BaseOperator):
+class CloudflareRunWorkflowBatchOperator(VendorConnection["CloudflareWorkflowsHook"], BaseOperator):
     """Create several instances of a workflow in one call and wait until every one has ended.
 
     Returns each instance's outcome; fails, naming every failed instance and its error, if any failed.
@@ -196,13 +202,13 @@ class CloudflareRunWorkflowBatchOperator(VendorConnection, BaseOperator):
         if store is None:
             return None
         stored = store.get(BATCH_IDS_KEY)
-        if stored and not self._any_failed(hook, stored):
-            return list(stored)  # an earlier try created (or was creating) these: attach
+        if isinstance(stored, list) and stored and not self._any_failed(hook, [str(i) for i in stored]):
+            return [str(i) for i in stored]  # an earlier try created (or was creating) these: attach
         ti = context["ti"]
         # A failed batch is never replayed: a new try gets new ids.
-        base = derived_instance_id(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.try_number)
+        base = derived_instance_id(ti.dag_id, ti.task_id, ti.run_id, _map_index(ti.map_index), ti.try_number)
         ids = [f"{base}-{index}" for index in range(len(self.payloads))]
-        store.set(BATCH_IDS_KEY, ids)
+        store.set(BATCH_IDS_KEY, list(ids))
         return ids
 
     def _any_failed(self, hook: Any, ids: list[str]) -> bool:
@@ -247,4 +253,3 @@ class CloudflareRunWorkflowBatchOperator(VendorConnection, BaseOperator):
             reasons = "; ".join(f"{e.id}: {e.state.value} ({e.describe_failure()})" for e in failed)
             raise WorkflowExecutionFailed(f"{len(failed)} of {len(ids)} Cloudflare instances failed: {reasons}")
         return [final[i].summary() for i in ids]
-

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_workflow_provider.core.events import execution_event
+from airflow_workflow_provider.core.events import EventStatus, execution_event
 from airflow_workflow_provider.core.states import (
     UNKNOWN_STATE_LIMIT,
     ExecutionState,
@@ -92,7 +92,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
 
         hook = await self._hook()
         stop_at = {ExecutionState(s) for s in self.stop_states}
-        ids = {"workflow": self.workflow, "execution_id": self.execution_id}
+        ids: dict[str, Any] = {"workflow": self.workflow, "execution_id": self.execution_id}
         # Checks keep to a fixed grid (wall clock, as the trigger may move between triggerers): a slow
         # answer or a stalled loop delays one check, not every later one. The operator checked just
         # before deferring, so the first check here waits for its slot.
@@ -105,7 +105,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
                     await asyncio.sleep(wait)
                 execution = await hook.aget_execution(self.workflow, self.execution_id)
                 if execution.is_terminal:
-                    status = "success" if execution.succeeded else "failure"
+                    status: EventStatus = "success" if execution.succeeded else "failure"
                     message = f"execution {self.execution_id} ended {execution.state.value}"
                     yield TriggerEvent(execution_event(status, message=message, execution=execution.summary(), **ids))
                     return
