@@ -15,14 +15,11 @@ import json
 import re
 import signal
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 import psutil
 import pytest
-import requests
 
 from tests.e2e.support import Deployment
 
@@ -80,97 +77,30 @@ with DAG("{TRIGGERER_DAG}", **COMMON):
 @pytest.fixture(scope="module")
 def crash_dags(airflow_deployment: Deployment) -> Deployment:
     deployment = airflow_deployment
-    scripts = [
-        {"vendor": "datadog", "workflow": DATADOG_WORKFLOW, "duration": WORKER_EXECUTION_SECONDS},
-        {"vendor": "cloudflare", "workflow": CLOUDFLARE_WORKFLOW, "duration": DEFERRED_EXECUTION_SECONDS},
-    ]
-    for script in scripts:
-        answer = requests.post(f"{deployment.emulator_url}/_emulator/scripts", json=script, timeout=10)
-        assert answer.status_code == 200, f"scripting {script} failed: {answer.status_code} {answer.text}"
-    (deployment.dags_folder / "crash_safety_dags.py").write_text(DAG_FILE)
-    deployment.airflow("dags", "reserialize")
-    deadline = time.monotonic() + 60
-    while True:
-        dags = {dag["dag_id"] for dag in deployment.api("GET", "/dags", params={"limit": 200})["dags"]}
-        if {WORKER_DAG, TRIGGERER_DAG} <= dags:
-            break
-        errors = deployment.api("GET", "/importErrors")
-        assert not errors["total_entries"], json.dumps(errors, indent=1)[:4000]
-        assert time.monotonic() < deadline, f"the crash-safety DAGs were not parsed; DAGs: {sorted(dags)}"
-        time.sleep(1)
-    for dag_id in (WORKER_DAG, TRIGGERER_DAG):
-        assert deployment.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})["is_paused"] is False
+    deployment.script_workflow("datadog", DATADOG_WORKFLOW, duration=WORKER_EXECUTION_SECONDS)
+    deployment.script_workflow("cloudflare", CLOUDFLARE_WORKFLOW, duration=DEFERRED_EXECUTION_SECONDS)
+    deployment.add_dags("crash_safety_dags.py", DAG_FILE, [WORKER_DAG, TRIGGERER_DAG])
     return deployment
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
-def emulator_executions(deployment: Deployment, vendor: str, workflow: str) -> list[dict[str, Any]]:
-    answer = requests.get(
-        f"{deployment.emulator_url}/_emulator/executions", params={"vendor": vendor, "workflow": workflow}, timeout=10
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-def state_changes(deployment: Deployment, vendor: str, operation: str, execution_id: str) -> list[dict[str, Any]]:
+def vendor_requests(deployment: Deployment, vendor: str, operation: str, execution_id: str) -> list[dict[str, Any]]:
     """The requests of ``operation`` (a cancel) the emulator received for the execution."""
-    answer = requests.get(f"{deployment.emulator_url}/_emulator/requests", timeout=10)
-    assert answer.status_code == 200, answer.text
     return [
-        r for r in answer.json() if r["vendor"] == vendor and r["operation"] == operation and execution_id in r["path"]
+        r
+        for r in deployment.emulator_requests()
+        if r["vendor"] == vendor and r["operation"] == operation and execution_id in r["path"]
     ]
 
 
-def trigger(deployment: Deployment, dag_id: str) -> str:
-    run = deployment.api(
-        "POST",
-        f"/dags/{dag_id}/dagRuns",
-        json={
-            "dag_run_id": f"e2e__{dag_id}__{uuid.uuid4().hex[:8]}",
-            "logical_date": datetime.now(timezone.utc).isoformat(),
-        },
-    )
-    return str(run["dag_run_id"])
-
-
 def task_instance(deployment: Deployment, dag_id: str, run_id: str) -> dict[str, Any]:
-    return deployment.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{TASK_ID}")
-
-
-def wait_for_run_end(deployment: Deployment, dag_id: str, run_id: str, deadline: float) -> str:
-    while True:
-        deployment.check_alive()
-        state = deployment.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
-        if state in ("success", "failed"):
-            return str(state)
-        if time.monotonic() > deadline:
-            ti = task_instance(deployment, dag_id, run_id)
-            pytest.fail(f"{dag_id} run {run_id} still {state} at the deadline; task: {ti}")
-        time.sleep(POLL_EVERY)
-
-
-def wait_healthy(deployment: Deployment, component: str, deadline: float) -> None:
-    last: Any = None
-    while time.monotonic() < deadline:
-        deployment.check_alive()
-        with contextlib.suppress(requests.RequestException, ValueError):
-            last = requests.get(f"{deployment.api_url}/api/v2/monitor/health", timeout=5).json()
-            if (last.get(component) or {}).get("status") == "healthy":
-                return
-        time.sleep(1)
-    pytest.fail(f"{component} not healthy again in time; last health answer: {last}")
+    return deployment.task_instance(dag_id, run_id, TASK_ID)
 
 
 def task_log(deployment: Deployment, dag_id: str, run_id: str, try_number: int) -> str:
-    answer = deployment.api(
-        "GET",
-        f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{TASK_ID}/logs/{try_number}",
-        params={"full_content": "true"},
-        headers={"Accept": "application/json"},
-    )
-    return "\n".join(str(line.get("event", "")) for line in answer["content"])
+    return deployment.task_log(dag_id, run_id, TASK_ID, try_number)
 
 
 def trigger_starts(deployment: Deployment, dag_id: str, run_id: str) -> list[str]:
@@ -204,11 +134,11 @@ def scheduler_env(deployment: Deployment, env: dict[str, str]) -> Iterator[None]
     """Run the scheduler with ``env`` in the block, then restart it with the deployment's settings again."""
     deployment.restart("scheduler", env=env)
     try:
-        wait_healthy(deployment, "scheduler", time.monotonic() + 60)
+        deployment.wait_healthy("scheduler", time.monotonic() + 60)
         yield
     finally:
         deployment.restart("scheduler")
-        wait_healthy(deployment, "scheduler", time.monotonic() + 60)
+        deployment.wait_healthy("scheduler", time.monotonic() + 60)
 
 
 # -- tests --------------------------------------------------------------------------------------------------
@@ -218,14 +148,14 @@ def test_killed_worker_retry_reattaches_to_the_same_execution(crash_dags: Deploy
     deployment = crash_dags
     started = time.monotonic()
     deadline = started + TEST_DEADLINE
-    assert emulator_executions(deployment, "datadog", DATADOG_WORKFLOW) == []
+    assert deployment.emulator_executions("datadog", DATADOG_WORKFLOW) == []
     with scheduler_env(deployment, HEARTBEAT_SETTINGS):
-        run_id = trigger(deployment, WORKER_DAG)
+        run_id = deployment.trigger(WORKER_DAG)
         # Wait until the first try runs and the execution exists: then the worker dies, mid-wait.
         while True:
             deployment.check_alive()
             ti = task_instance(deployment, WORKER_DAG, run_id)
-            executions = emulator_executions(deployment, "datadog", DATADOG_WORKFLOW)
+            executions = deployment.emulator_executions("datadog", DATADOG_WORKFLOW)
             if ti["state"] == "running" and executions:
                 break
             assert ti["state"] in (None, "scheduled", "queued", "running"), ti
@@ -240,10 +170,10 @@ def test_killed_worker_retry_reattaches_to_the_same_execution(crash_dags: Deploy
         runner.send_signal(signal.SIGKILL)
         psutil.wait_procs([runner, supervisor], timeout=10)
         killed_at = time.monotonic()
-        state = wait_for_run_end(deployment, WORKER_DAG, run_id, deadline)
+        state = deployment.wait_for_run_end(WORKER_DAG, run_id, deadline)
 
     ti = task_instance(deployment, WORKER_DAG, run_id)
-    executions = emulator_executions(deployment, "datadog", DATADOG_WORKFLOW)
+    executions = deployment.emulator_executions("datadog", DATADOG_WORKFLOW)
     second_log = task_log(deployment, WORKER_DAG, run_id, 2)
     details = f"task: {ti}\nexecutions: {executions}\nsecond try's log:\n{second_log[-3000:]}"
     assert state == "success", details
@@ -255,7 +185,7 @@ def test_killed_worker_retry_reattaches_to_the_same_execution(crash_dags: Deploy
     result = deployment.api("GET", f"{xcom_path}/return_value")["value"]
     result = json.loads(result) if isinstance(result, str) else result
     assert result["id"] == execution["id"] and result["state"] == "succeeded", result
-    assert not state_changes(deployment, "datadog", "cancel", execution["id"]), details
+    assert not vendor_requests(deployment, "datadog", "cancel", execution["id"]), details
     assert "started by an earlier try" in second_log, details
     print(
         f"\nworker killed; retry reattached to {execution['id']}; run ended {time.monotonic() - killed_at:.0f} s"
@@ -267,8 +197,8 @@ def test_restarted_triggerer_keeps_following_the_execution(crash_dags: Deploymen
     deployment = crash_dags
     started = time.monotonic()
     deadline = started + TEST_DEADLINE
-    assert emulator_executions(deployment, "cloudflare", CLOUDFLARE_WORKFLOW) == []
-    run_id = trigger(deployment, TRIGGERER_DAG)
+    assert deployment.emulator_executions("cloudflare", CLOUDFLARE_WORKFLOW) == []
+    run_id = deployment.trigger(TRIGGERER_DAG)
     while True:
         deployment.check_alive()
         ti = task_instance(deployment, TRIGGERER_DAG, run_id)
@@ -284,19 +214,19 @@ def test_restarted_triggerer_keeps_following_the_execution(crash_dags: Deploymen
         assert ti["state"] == "deferred", f"the task left 'deferred' before its trigger was seen running: {ti}"
         assert time.monotonic() < started + 90, f"no triggerer started the trigger: {ti}"
         time.sleep(0.5)
-    (execution,) = emulator_executions(deployment, "cloudflare", CLOUDFLARE_WORKFLOW)
+    (execution,) = deployment.emulator_executions("cloudflare", CLOUDFLARE_WORKFLOW)
     assert execution["status"] in ("queued", "running"), execution
     try:
         deployment.restart("triggerer", sig=signal.SIGTERM)
         restarted_at = time.monotonic()
-        still = emulator_executions(deployment, "cloudflare", CLOUDFLARE_WORKFLOW)
+        still = deployment.emulator_executions("cloudflare", CLOUDFLARE_WORKFLOW)
         assert [e["status"] for e in still] in (["queued"], ["running"]), f"stopping the triggerer ended it: {still}"
-        state = wait_for_run_end(deployment, TRIGGERER_DAG, run_id, deadline)
+        state = deployment.wait_for_run_end(TRIGGERER_DAG, run_id, deadline)
     finally:
-        wait_healthy(deployment, "triggerer", time.monotonic() + 60)
+        deployment.wait_healthy("triggerer", time.monotonic() + 60)
 
     ti = task_instance(deployment, TRIGGERER_DAG, run_id)
-    executions = emulator_executions(deployment, "cloudflare", CLOUDFLARE_WORKFLOW)
+    executions = deployment.emulator_executions("cloudflare", CLOUDFLARE_WORKFLOW)
     details = f"task: {ti}\nexecutions: {executions}\nlog:\n{task_log(deployment, TRIGGERER_DAG, run_id, 1)[-3000:]}"
     assert state == "success", details
     assert ti["state"] == "success" and ti["try_number"] == 1, details
@@ -305,7 +235,7 @@ def test_restarted_triggerer_keeps_following_the_execution(crash_dags: Deploymen
     # Both triggerers ran the trigger, each writing its own trigger log for the try.
     starts = trigger_starts(deployment, TRIGGERER_DAG, run_id)
     assert len(starts) == 2, f"expected one trigger start per triggerer, found {starts}\n{details}"
-    cancels = state_changes(deployment, "cloudflare", "status", execution["id"])
+    cancels = vendor_requests(deployment, "cloudflare", "status", execution["id"])
     assert not cancels, f"somebody terminated the execution: {cancels}"
     print(
         f"\ntriggerer restarted; execution {execution['id']} completed; run ended"
