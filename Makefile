@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # uv is installed with pip when missing; it is run as a module so that no PATH change is needed.
 UV := $(PYTHON) -m uv
 
-.PHONY: venv test demo lint docs clean test-matrix bench e2e system-deps live
+.PHONY: venv test demo lint docs clean test-matrix bench e2e e2e-celery system-deps live
 
 $(BIN)/python:
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -32,7 +32,7 @@ demo: venv
 live: venv
 	$(BIN)/python -m airflow_workflow_provider.testing.live
 
-# System packages the browser test needs (Debian's chromium); idempotent.
+# System packages the browser test and the production-shaped deployment need (Chromium, PostgreSQL, Redis).
 system-deps:
 	bash scripts/ci-system-deps.sh
 
@@ -40,6 +40,12 @@ system-deps:
 e2e: venv
 	$(UV) pip install --quiet --python $(BIN)/python -e . --group dev --group e2e
 	$(BIN)/python -m pytest -q -m "e2e or browser" tests/e2e
+
+# The production shape: PostgreSQL, CeleryExecutor on Redis (two workers), two triggerers, on 127.0.0.1; every
+# example DAG, triggerer failover (reports/deployment.md) and a killed Celery worker. Needs `make system-deps`.
+e2e-celery: venv
+	$(UV) pip install --quiet --python $(BIN)/python -e . --group dev --group e2e
+	$(BIN)/python -m pytest -q -m e2e_celery tests/e2e
 
 # Oldest and newest Airflow 3 on the oldest and newest Python (each in its own venv under .matrix/).
 test-matrix:

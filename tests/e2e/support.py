@@ -55,6 +55,7 @@ CLI_TIMEOUT = 120
 HEALTHY_TIMEOUT = 180
 PARSED_TIMEOUT = 180
 STOP_GRACE = 20
+API_TIMEOUT = 60
 SERVICE_TIMEOUT = 60
 WORKERS_READY_TIMEOUT = 120
 POLL_EVERY = 1.0
@@ -96,6 +97,8 @@ CELERY_POSTGRES = Topology(
     database="postgres",
     triggerers=2,
     celery_workers=2,
+    # Two task processes per worker: more only makes task starts fight for two cores.
+    celery_concurrency=2,
     settings={
         # Failover in seconds rather than a minute: triggerers heartbeat every second, and one silent for 10 s
         # is dead, so that the other one takes its triggers over (Airflow's default: 5 s and 30 s).
@@ -213,8 +216,14 @@ class PostgresServer:
         self.postmaster_pid: int | None = None
 
     @property
+    def dsn(self) -> str:
+        """libpq's connection URI (psql, psycopg2)."""
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    @property
     def url(self) -> str:
-        return f"postgresql+psycopg2://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+        """SQLAlchemy's, as Airflow's ``sql_alchemy_conn``."""
+        return self.dsn.replace("postgresql://", "postgresql+psycopg2://", 1)
 
     @property
     def data_dir(self) -> Path:
@@ -479,13 +488,27 @@ class Deployment:
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Call /api/v2``path`` with the admin's JWT; check the status; return the decoded JSON (or None)."""
+        """Call /api/v2``path`` with the admin's JWT; check the status; return the decoded JSON (or None).
+
+        A GET that times out is asked once more: a single api-server process also serves every task's execution
+        API calls, and a burst of task starts on two busy cores can keep it from answering for half a minute.
+        """
         url = f"{self.api_url}/api/v2{path}"
-        for attempt in range(2):
-            auth = {"Authorization": f"Bearer {self.token(refresh=attempt > 0)}"}
-            answer = requests.request(method, url, headers={**(headers or {}), **auth}, timeout=30, **kwargs)
-            if answer.status_code != 401:
+        refresh, retried_timeout = False, False
+        while True:
+            auth = {"Authorization": f"Bearer {self.token(refresh=refresh)}"}
+            try:
+                answer = requests.request(
+                    method, url, headers={**(headers or {}), **auth}, timeout=API_TIMEOUT, **kwargs
+                )
+            except requests.Timeout:
+                if method != "GET" or retried_timeout:
+                    raise
+                retried_timeout = True
+                continue
+            if answer.status_code != 401 or refresh:
                 break
+            refresh = True
         if expect is not None:
             expected = (expect,) if isinstance(expect, int) else expect
             assert answer.status_code in expected, f"{method} {path} -> {answer.status_code}: {answer.text[:1000]}"
