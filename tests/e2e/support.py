@@ -490,11 +490,13 @@ class Deployment:
     ) -> Any:
         """Call /api/v2``path`` with the admin's JWT; check the status; return the decoded JSON (or None).
 
-        A GET that times out is asked once more: a single api-server process also serves every task's execution
-        API calls, and a burst of task starts on two busy cores can keep it from answering for half a minute.
+        Idempotent calls (GET, PATCH) that meet a busy deployment are asked again, a bounded number of times: a
+        single api-server process also serves every task's execution API calls, and a burst of task starts on
+        two busy cores can keep it from answering for half a minute; on sqlite, a write that waits too long for
+        the scheduler's lock fails with 500 "Database error" (``database is locked``).
         """
         url = f"{self.api_url}/api/v2{path}"
-        refresh, retried_timeout = False, False
+        refresh, retries_left = False, 3 if method in ("GET", "PATCH") else 0
         while True:
             auth = {"Authorization": f"Bearer {self.token(refresh=refresh)}"}
             try:
@@ -502,13 +504,18 @@ class Deployment:
                     method, url, headers={**(headers or {}), **auth}, timeout=API_TIMEOUT, **kwargs
                 )
             except requests.Timeout:
-                if method != "GET" or retried_timeout:
+                if retries_left <= 0:
                     raise
-                retried_timeout = True
+                retries_left -= 1
                 continue
-            if answer.status_code != 401 or refresh:
-                break
-            refresh = True
+            if answer.status_code == 401 and not refresh:
+                refresh = True
+                continue
+            if answer.status_code == 500 and "Database error" in answer.text and retries_left > 0:
+                retries_left -= 1
+                time.sleep(2)
+                continue
+            break
         if expect is not None:
             expected = (expect,) if isinstance(expect, int) else expect
             assert answer.status_code in expected, f"{method} {path} -> {answer.status_code}: {answer.text[:1000]}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import re
 
-import psycopg2
 import pytest
 
 from tests.e2e.examples import (
@@ -31,6 +30,8 @@ def example_runs(celery_deployment: Deployment) -> ExampleRuns:
 
 
 def test_the_deployment_runs_on_postgres_with_two_triggerers(celery_deployment: Deployment) -> None:
+    import psycopg2  # the e2e dependency group's: `make test` collects this module without it
+
     deployment = celery_deployment
     postgres = deployment.postgres
     assert postgres is not None

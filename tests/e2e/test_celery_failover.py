@@ -371,10 +371,21 @@ def test_killed_celery_worker_retry_reattaches_to_the_same_execution(crash_dags:
     assert "started by an earlier try" in second_log, details
     cancels = [r for r in deployment.emulator_requests() if r["operation"] == "cancel" and execution["id"] in r["path"]]
     assert not cancels, f"somebody canceled the execution: {cancels}\n{details}"
-    print(
-        f"\nCelery worker {worker} killed; the retry reattached to {execution['id']}; run ended"
-        f" {time.monotonic() - killed_at:.0f} s after the kill"
-    )
+    ended_after = time.monotonic() - killed_at
+    print(f"\nCelery worker {worker} killed; the retry reattached to {execution['id']} ({ended_after:.0f} s)")
+    heartbeat_timeout = deployment.env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]
+    with REPORT.open("a") as report:
+        report.write(
+            f"""
+## Worker loss
+
+A Datadog run operator (`deferrable=False`, `retries=1`) waiting in {worker}; `kill -9` of that worker's
+Celery main process, its pool and the task. The scheduler failed the try after
+`task_instance_heartbeat_timeout` ({heartbeat_timeout} s in the test), the retry ran on the other worker and
+reattached to the execution the first try had started: one execution at the vendor, none canceled, the task
+succeeded in its second try **{ended_after:.0f} s** after the kill.
+"""
+        )
 
     deployment.start(worker, component_command(deployment, worker))
     while deployment.log_file(worker).read_text().count(f"{worker}@127.0.0.1 ready.") <= ready_marks:
