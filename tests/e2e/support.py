@@ -106,6 +106,10 @@ CELERY_POSTGRES = Topology(
         "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
         # Small bites, so that both triggerers get a share of a burst of deferrals (the default is 50).
         "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "5",
+        # A triggerer whose async loop is silent this long stops heartbeating so that its triggers move (30 s by
+        # default). On two busy cores its first connection lookups were seen to stall it for close to 50 s: that
+        # is slowness, not a deadlock, and must not move triggers between two live triggerers.
+        "AIRFLOW__TRIGGERER__RUNNER_HEALTH_CHECK_THRESHOLD": "120",
         # A task whose worker died is noticed after 30 s without a heartbeat instead of 5 minutes.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",

@@ -248,21 +248,23 @@ def test_triggerer_failover_follows_every_execution_exactly_once(crash_dags: Dep
     assert len(execution_of) == WAITS, f"expected one execution per wait: {executions}"
     task_execution = {ti["task_id"]: execution_of[int(ti["task_id"].removeprefix("wait_"))] for ti in tis}
 
-    # 2. Which triggerer runs what.
+    # 2. Which triggerer runs what. Airflow spreads a burst of deferrals over both (at most 5 claimed per loop),
+    #    but a triggerer stalled by a loaded machine may get few or none; the failover is tested either way.
     by_job: dict[int, list[str]] = {}
     for ti in tis:
         by_job.setdefault(ti["trigger"]["triggerer_id"], []).append(ti["task_id"])
     names = triggerer_job_ids(deployment)
-    assert len(by_job) == 2 and set(by_job) <= set(names), (
-        f"expected the waits on both triggerers: jobs {sorted(by_job)} ({[len(v) for v in by_job.values()]} "
-        f"triggers), triggerer processes hold logs of jobs {names}"
-    )
-    spread = {names[job]: len(tasks) for job, tasks in by_job.items()}
-    assert min(spread.values()) >= 5, f"the waits are not spread over both triggerers: {spread}"
+    assert set(by_job) <= set(names), f"triggers on jobs {sorted(by_job)}; triggerer processes hold {names}"
     killed_job = max(by_job, key=lambda job: len(by_job[job]))
-    survivor_job = next(job for job in by_job if job != killed_job)
-    killed, survivor = names[killed_job], names[survivor_job]
+    killed = names[killed_job]
+    (survivor,) = [name for name in deployment.topology.triggerer_names if name != killed]
+    triggerer_jobs = deployment.api("GET", "/jobs", params={"job_type": "TriggererJob", "limit": 100})["jobs"]
+    running_jobs = {job["id"] for job in triggerer_jobs if job["end_date"] is None}
+    (survivor_job,) = running_jobs - {killed_job}
     orphans = sorted(by_job[killed_job])
+    spread = {killed: len(orphans), survivor: WAITS - len(orphans)}
+    if spread[survivor] == 0:
+        print(f"\nnote: {killed} held all {WAITS} waits before the kill")
 
     # 3. kill -9 the triggerer with the larger share; time Airflow's reassignment and the survivor's first polls.
     deployment.kill(killed)
@@ -314,13 +316,12 @@ def test_triggerer_failover_follows_every_execution_exactly_once(crash_dags: Dep
     fired = fired_events(deployment, run_id)
     assert set(fired.values()) == {1}, f"triggers that did not fire exactly one event: {fired}"
     for task_id, execution_id in task_execution.items():
-        assert len(requests_for(log, execution_id, "start")) <= 1, f"{task_id}: started twice"
         stops = requests_for(log, execution_id, "status") + requests_for(log, execution_id, "cancel")
         assert not stops, f"{task_id}: somebody paused or terminated {execution_id}: {stops}"
         if task_id in orphans:  # the trigger ran on both: each triggerer writes a log file of its own
             jobs = {int(path.name.split(".")[-2]) for path in trigger_log_files(deployment, run_id, task_id)}
             assert {killed_job, survivor_job} <= jobs, f"{task_id}: trigger logs of jobs {jobs}"
-    # One start request per task: the run operators started 50 executions, the retries none.
+    # One start request per task (a start's path names the workflow, not the instance it creates).
     assert len([r for r in log if r["operation"] == "start" and FAILOVER_WORKFLOW in r["path"]]) == WAITS
 
     write_report(
