@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# The one source of the version: pyproject.toml reads it from here (hatch), and so do the docs.
 __version__ = "0.1.0"
 
 PACKAGE_NAME = "airflow-workflow-provider"
+DOCUMENTATION_URL = "https://airflow-workflow-provider.readthedocs.io/"
 
 
 def _airflow_reads_declarative_forms() -> bool:
@@ -53,6 +55,8 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Start and follow Datadog Workflow Automation, Cloudflare Workflows and "
         "SailPoint Identity Security Cloud workflow executions from Airflow.",
         "versions": [__version__],
+        # Airflow 3.3+ reads it from the package metadata (Project-URL: Documentation); older ones from here.
+        "documentation-url": DOCUMENTATION_URL,
         "integrations": [
             {"integration-name": name, "external-doc-url": url, "tags": ["service"]} for name, url, _ in INTEGRATIONS
         ],

@@ -26,7 +26,9 @@ from tests.e2e.support import REPO, clean_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-NAME, VERSION = "airflow-workflow-provider", "0.1.0"
+NAME = "airflow-workflow-provider"
+# The one source of the version (pyproject.toml reads it too).
+VERSION = re.search(r'__version__ = "([^"]+)"', (REPO / "airflow_workflow_provider/__init__.py").read_text())[1]
 DIST_INFO = f"airflow_workflow_provider-{VERSION}.dist-info"
 # The emulator's default fake credentials (testing/emulator/state.py, EmulatorCredentials).
 EMULATOR_CREDENTIALS = (
@@ -112,11 +114,30 @@ def test_build_makes_an_sdist_and_a_wheel(dist: Dist) -> None:
     assert {"README.md", "pyproject.toml", "airflow_workflow_provider/__init__.py"} <= set(dist.sdist_files)
 
 
+def test_sdist_carries_tests_examples_and_docs(dist: Dist) -> None:
+    """Enough to build, test and document the release from the sdist alone, as distribution packagers do."""
+    names = set(dist.sdist_files)
+    for required in ("CHANGELOG.md", "LICENSE", "Makefile", "docs/conf.py", "docs/index.md", "tests/conftest.py"):
+        assert required in names, required
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "tests", "example_dags", "docs"], capture_output=True, text=True
+    ).stdout.split()
+    missing = [name for name in tracked if name not in names and (REPO / name).exists()]
+    assert not missing, missing
+    assert not [n for n in names if n.startswith("docs/_build/")]
+
+
 def test_wheel_holds_only_the_package(dist: Dist) -> None:
     outside = [n for n in dist.wheel_files if not n.startswith(("airflow_workflow_provider/", f"{DIST_INFO}/"))]
     assert not outside, outside
+    assert not [n for n in dist.wheel_files if n.startswith(("tests/", "example_dags/")) or "/tests/" in n]
+    # The example DAGs ship inside the package, for the demo of an installed wheel.
+    examples = sorted(p.name for p in (REPO / "example_dags").glob("example_*.py"))
+    shipped = sorted(
+        n.rsplit("/", 1)[1] for n in dist.wheel_files if n.startswith("airflow_workflow_provider/testing/example_dags/")
+    )
+    assert shipped == examples
     for files in (dist.wheel_files, dist.sdist_files):
-        assert not [n for n in files if n.startswith(("tests/", "example_dags/")) or "/tests/" in n]
         assert not [n for n in files if n.endswith((".pyc", ".db", ".cfg")) or "__pycache__" in n]
 
 
@@ -126,8 +147,10 @@ def test_no_example_secrets_outside_the_emulator(dist: Dist) -> None:
             name for name, data in files.items() for credential in EMULATOR_CREDENTIALS if credential.encode() in data
         }
         # The emulator ships in the package on purpose (README: "Testing your own DAGs offline"), with fake
-        # credentials it accepts on loopback only; no other file may carry them (docs, metadata, hooks).
-        assert holders <= {EMULATOR_MODULE}, (label, sorted(holders))
+        # credentials it accepts on loopback only; no other file may carry them (docs, metadata, hooks), but
+        # the sdist's tests, which check that they never leak.
+        others = {name for name in holders if not (label == "sdist" and name.startswith("tests/"))}
+        assert others <= {EMULATOR_MODULE}, (label, sorted(others))
         found = [
             f"{name}: {match.group(0)}"
             for name, data in files.items()
@@ -145,8 +168,18 @@ def test_metadata_long_description_is_the_readme(dist: Dist) -> None:
     assert metadata.get_payload().strip() == readme.strip()
     requires = metadata.get_all("Requires-Dist") or []
     assert any(r.replace(" ", "").startswith("apache-airflow>=3.0.0") for r in requires), requires
-    # The test extras stay optional.
-    assert all("extra ==" in r for r in requires if r.startswith(("pytest", "ruff"))), requires
+    # Test and dev tools are dependency groups of the source tree, never requirements of the package.
+    assert not [r for r in requires if r.startswith(("pytest", "ruff", "mypy", "sphinx"))], requires
+    openlineage = [r for r in requires if r.startswith("apache-airflow-providers-openlineage")]
+    assert openlineage and all("openlineage" in r.split("extra ==")[1] for r in openlineage), requires
+    urls = dict(entry.split(", ", 1) for entry in metadata.get_all("Project-URL") or [])
+    assert set(urls) == {"Documentation", "Source", "Changelog", "Issues"}, urls
+    classifiers = metadata.get_all("Classifier") or []
+    assert "Framework :: Apache Airflow :: Provider" in classifiers
+    assert any(c.startswith("Development Status :: ") for c in classifiers)
+    assert {f"Programming Language :: Python :: 3.{minor}" for minor in (10, 11, 12, 13)} <= set(classifiers)
+    assert "airflow-provider" in (metadata["Keywords"] or "").split(",")
+    assert metadata["Maintainer"] or metadata["Maintainer-email"]
     pkg_info = email.message_from_bytes(dist.sdist_files["PKG-INFO"], policy=email.policy.compat32)
     assert pkg_info["Name"] == NAME and pkg_info.get_payload().strip() == readme.strip()
 
@@ -211,3 +244,31 @@ def test_airflow_in_the_fresh_venv_discovers_the_provider(fresh_venv: Path, tmp_
     hooks = {hook["connection_type"]: hook for hook in json.loads(result.stdout)}
     for conn_type in ("datadog_workflows", "cloudflare_workflows", "sailpoint_workflows"):
         assert hooks[conn_type]["package_name"] == NAME, hooks.get(conn_type)
+
+
+def test_airflow_shows_the_documentation_link(fresh_venv: Path, tmp_path: Path) -> None:
+    env = {**clean_environment(), "AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    command = [str(fresh_venv / "bin" / "airflow"), "providers", "get", NAME, "--full", "-o", "json"]
+    shown = json.loads(_run(command, 180, cwd=tmp_path, env=env).stdout)
+    [provider] = shown if isinstance(shown, list) else [shown]
+    assert provider["documentation-url"] == "https://airflow-workflow-provider.readthedocs.io/", provider
+    assert VERSION in provider["versions"], provider
+
+
+def test_demo_runs_honestly_from_the_installed_wheel(fresh_venv: Path, tmp_path: Path) -> None:
+    """The wheel's demo finds the example DAGs it ships, works in its own home and writes nothing into the venv."""
+    python = fresh_venv / "bin" / "python"
+    command = [
+        str(python),
+        "-m",
+        "airflow_workflow_provider.testing.demo",
+        "--dag-id",
+        "example_cloudflare_run_workflow",
+    ]
+    result = _run(command, 900, cwd=tmp_path, env=clean_environment())
+
+    assert "every outcome as expected (the hooks and 1 example DAG(s))" in result.stdout, result.stdout[-3000:]
+    [source] = [line for line in result.stdout.splitlines() if line.startswith("example DAGs from ")]
+    assert source.endswith("airflow_workflow_provider/testing/example_dags") and str(fresh_venv) in source
+    assert not list(fresh_venv.rglob("airflow-home")), "the demo must not write into site-packages"
+    assert not list(tmp_path.iterdir()), "nor into the directory it was started from"
