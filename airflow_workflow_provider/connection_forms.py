@@ -164,14 +164,32 @@ SAILPOINT = ConnectionForm(
     relabeling={"host": "Tenant", "login": "Client ID", "password": "Client secret"},
     placeholders={
         "host": "acme (for acme.api.identitynow.com)",
-        "login": "OAuth client id (personal access token or external trigger client)",
-        "password": "OAuth client secret",
+        "login": "external trigger's OAuth client id, or a personal access token id",
+        "password": "its secret",
         "extra": '{"api_version": "v3", "connect_timeout": 10, "read_timeout": 30}',
     },
     extra_fields={
+        # The external trigger's own client may only start its workflow (sp:workflow-execute:external);
+        # reading, listing and cancelling executions need a user-level token (api-specs security sections).
+        "user_client_id": ExtraField(
+            "Personal access token: client ID",
+            "A user-level credential (personal access token with sp:workflow-execution:read and sp:workflow:read, "
+            "or sp:workflow:manage) for reading, listing and cancelling executions and test runs. Needed when "
+            "Client ID/secret above are an external trigger's own client; leave empty when they are already a "
+            "personal access token.",
+            placeholder="personal access token client id",
+        ),
+        # "secret" in the name: Airflow masks extras by name.
+        "user_client_secret": ExtraField(
+            "Personal access token: secret",
+            "The secret of that personal access token.",
+            secret=True,
+            placeholder="personal access token secret",
+        ),
         "api_version": ExtraField(
-            "API version prefix",
-            "v3 (default), beta, or a dated version such as v2025.",
+            "Versioned API to fall back to",
+            "Where a tenant lacks the per-service paths (/workflows/v1...): v3 (default), beta, or a dated "
+            "version such as v2025.",
             placeholder="v3",
             default="v3",
         ),

@@ -17,6 +17,7 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.environ["AIR
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
+from airflow_workflow_provider.hooks.sailpoint import forget_sailpoint_routes
 from airflow_workflow_provider.testing.emulator import EmulatorCredentials, WorkflowEmulator
 
 # Fast retries: the policy is the same, only the waits are short.
@@ -25,6 +26,8 @@ FAST_RETRIES = {"retry_initial_backoff": 0.01, "retry_max_backoff": 0.05, "max_r
 
 @pytest.fixture
 def emulator() -> Iterator[WorkflowEmulator]:
+    # What the last emulator on this port served says nothing about this one.
+    forget_sailpoint_routes()
     with WorkflowEmulator() as server:
         yield server
 

@@ -240,11 +240,12 @@ def test_wrong_credentials_are_refused(vendor: Vendor) -> None:
 
 
 def test_test_connection_says_what_is_wrong(vendor: Vendor) -> None:
-    assert vendor.hook().test_connection() == (True, f"Connected to {vendor.hook().api.vendor}: credentials accepted.")
+    ok, message = vendor.hook().test_connection()
+    assert ok and message.startswith(f"Connected to {vendor.hook().api.vendor}:"), message
 
     bad = vendor.set_connection(vendor.name, conn_id="bad", overrides={"password": "wrong-secret-value"})
     ok, message = vendor.hook(bad).test_connection()
-    assert not ok and ("refused the credentials" in message or "permission" in message)
+    assert not ok and ("refused" in message or "permission" in message)
     assert "wrong-secret-value" not in message
 
     unreachable = vendor.set_connection(vendor.name, conn_id="down", base_url="http://127.0.0.1:9")

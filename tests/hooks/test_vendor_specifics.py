@@ -219,7 +219,12 @@ def test_sailpoint_list_filters(emulator, set_connection) -> None:
 
 
 def test_api_version_prefix(emulator, set_connection) -> None:
+    """api_version names the versioned API a tenant without the per-service paths is asked instead."""
+    emulator.sailpoint_per_service(False)
     conn_id = set_connection("sailpoint", conn_id="beta", api_version="beta")
     hook = SailPointWorkflowsHook(conn_id)
     hook.start_execution("wf")
-    assert all(r.path.startswith("/sailpoint/beta/") for r in emulator.requests if r.operation == "start")
+    hook.start_execution("wf")
+    starts = [r.path for r in emulator.requests if r.operation == "start"]
+    assert starts[0].startswith("/sailpoint/workflows/v1/")
+    assert all(path.startswith("/sailpoint/beta/") for path in starts[1:]) and len(starts) == 3

@@ -1,8 +1,16 @@
-"""SailPoint Identity Security Cloud Workflows API (v3 / beta), as the emulator answers it under ``/sailpoint``.
+"""SailPoint Identity Security Cloud Workflows API, as the emulator answers it under ``/sailpoint``.
+
+Two generations of paths, as tenants serve them: the per-service Workflows API (``/workflows/v1/...``,
+``/workflow-executions/v1/...``, with ``history-v2``; sailpoint-oss/api-specs ``idn/apis/workflows``) and
+the versioned API (``/v3/...``, ``/beta/...``, ``/v2025/...``). ``serve_per_service(False)`` makes the
+emulator a tenant without the per-service paths (they answer 404).
 
 Auth: OAuth2 client credentials at ``POST /oauth/token`` (form or Basic), then ``Authorization: Bearer``.
+Two clients: a user-level one (a personal access token, every operation) and an external trigger's own
+client, whose token may only call ``execute/external`` (any other call answers 403), as the api-specs'
+security sections say (``applicationAuth`` only there; ``userAuth`` with read or manage scopes elsewhere).
 Errors: ``{"detailCode", "trackingId", "messages": [{"locale", "localeOrigin", "text"}], "causes"}``, and
-``{"error": ...}`` for 401. Statuses: Queued, Executing, Completed, Failed, Canceled. Lists page by
+``{"error": ...}`` for 401. Statuses: Queued, Running, Completed, Failed, Canceled (the api-specs' enum). Lists page by
 ``limit``/``offset`` (``count=true`` adds ``X-Total-Count``) and take ``filters``.
 """
 
@@ -50,6 +58,12 @@ from airflow_workflow_provider.testing.emulator.state import (
 VERSION = r"/(?P<version>v\d+|beta)"
 WORKFLOW = VERSION + r"/workflows/(?P<workflow>[^/]+)"
 EXECUTION = VERSION + r"/workflow-executions/(?P<id>[^/]+)"
+# The per-service Workflows API: the service first, then its version.
+SERVICE_WORKFLOWS = r"/workflows/v1"
+SERVICE_WORKFLOW = SERVICE_WORKFLOWS + r"/(?P<workflow>[^/]+)"
+SERVICE_EXECUTION = r"/workflow-executions/v1/(?P<id>[^/]+)"
+NOT_EXECUTED = "Workflow was not executed externally. Check enabled flag on workflow definition"
+FORBIDDEN = "The server understood the request but refuses to authorize it."
 
 DETAIL_CODES = {
     400: "400.1 Bad Request Content",
@@ -70,9 +84,9 @@ class SailPointApi(VendorApi):
     NAME = "sailpoint"
     STATUSES = {
         QUEUED: "Queued",
-        RUNNING: "Executing",
-        PAUSED: "Executing",
-        WAITING: "Executing",
+        RUNNING: "Running",
+        PAUSED: "Running",
+        WAITING: "Running",
         SUCCEEDED: "Completed",
         FAILED: "Failed",
         CANCELED: "Canceled",
@@ -82,9 +96,46 @@ class SailPointApi(VendorApi):
         super().__init__(state)
         # Access token -> expiry (monotonic); a reset keeps them valid, revoke_tokens() forgets them.
         self._tokens: dict[str, float] = {}
+        # Tokens of the external trigger's client: they may only start the trigger's workflow.
+        self._trigger_tokens: set[str] = set()
+        self.per_service = True
+
+    def serve_per_service(self, enabled: bool) -> None:
+        """Whether this tenant serves the per-service paths (``/workflows/v1``...) besides the versioned ones."""
+        self.per_service = enabled
+
+    def _service(self, handler: Callable[[Call], web.Response]) -> Callable[[Call], web.Response]:
+        def answer(call: Call) -> web.Response:
+            if not self.per_service:
+                raise self.no_route()
+            return handler(call)
+
+        return answer
 
     def routes(self) -> list[Route]:
+        service = self._service
         return [
+            # GET /workflows/v1
+            route("GET", SERVICE_WORKFLOWS, "list_workflows", service(self.list_workflows)),
+            # POST /workflows/v1/execute/external/{id}
+            route(
+                "POST",
+                SERVICE_WORKFLOWS + r"/execute/external/(?P<workflow>[^/]+)",
+                "start",
+                service(self.execute_external),
+            ),
+            # POST /workflows/v1/{id}/test
+            route("POST", SERVICE_WORKFLOW + r"/test", "start", service(self.test_workflow)),
+            # GET /workflows/v1/{id}/executions
+            route("GET", SERVICE_WORKFLOW + r"/executions", "list", service(self.list_executions)),
+            # GET /workflow-executions/v1/{id}
+            route("GET", SERVICE_EXECUTION, "get", service(self.get_execution)),
+            # GET /workflow-executions/v1/{id}/history
+            route("GET", SERVICE_EXECUTION + r"/history", "history", service(self.get_history)),
+            # GET /workflow-executions/v1/{id}/history-v2
+            route("GET", SERVICE_EXECUTION + r"/history-v2", "history", service(self.get_history_v2)),
+            # POST /workflow-executions/v1/{id}/cancel
+            route("POST", SERVICE_EXECUTION + r"/cancel", "cancel", service(self.cancel_execution)),
             # POST /oauth/token
             route("POST", r"/oauth/token", "token", self.issue_token),
             # GET /v3/workflows
@@ -105,6 +156,7 @@ class SailPointApi(VendorApi):
 
     def revoke_tokens(self) -> None:
         self._tokens.clear()
+        self._trigger_tokens.clear()
 
     # -- envelope ------------------------------------------------------------------------------------
     def authenticate(self, call: Call) -> web.Response | None:
@@ -114,6 +166,9 @@ class SailPointApi(VendorApi):
         expiry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if expiry is None or expiry <= call.now:
             return json_response(401, {"error": JWT_ERROR})
+        if token.strip() in self._trigger_tokens and "/execute/external/" not in call.path:
+            # applicationAuth with sp:workflow-execute:external: nothing but the external trigger.
+            raise ApiError(403, FORBIDDEN)
         return None
 
     def error(self, exc: ApiError) -> web.Response:
@@ -155,15 +210,21 @@ class SailPointApi(VendorApi):
             body = {"error": "unsupported_grant_type", "error_description": "Unsupported grant type"}
             return json_response(400, body)
         creds = self.credentials
-        known_client = same(client_id, creds.sailpoint_client_id)
-        if not (known_client and same(client_secret, creds.sailpoint_client_secret)):
+        user = same(client_id, creds.sailpoint_client_id) and same(client_secret, creds.sailpoint_client_secret)
+        trigger = same(client_id, creds.sailpoint_trigger_client_id) and same(
+            client_secret, creds.sailpoint_trigger_client_secret
+        )
+        if not (user or trigger):
             return json_response(401, {"error": "invalid_client", "error_description": "Bad client credentials"})
         if len(self._tokens) > 1000:
             # Long-running demos refresh tokens forever; forget the expired ones so the table stays small.
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > call.now}
+            self._trigger_tokens &= set(self._tokens)
         token = secrets.token_urlsafe(32)
         ttl = creds.sailpoint_token_ttl
         self._tokens[token] = call.now + ttl
+        if trigger and not user:
+            self._trigger_tokens.add(token)
         expires_in: float | int = int(ttl) if float(ttl).is_integer() else ttl
         return json_response(
             200,
@@ -171,7 +232,7 @@ class SailPointApi(VendorApi):
                 "access_token": token,
                 "token_type": "bearer",
                 "expires_in": expires_in,
-                "scope": "sp:scopes:all",
+                "scope": "sp:scopes:all" if user else "sp:workflow-execute:external",
             },
         )
 
@@ -210,7 +271,8 @@ class SailPointApi(VendorApi):
         workflow = call.params["workflow"]
         payload = self._input(call)
         if self.state.script_for(self.NAME, workflow).enabled is False:
-            raise ApiError(400, "Workflow must be enabled with an external trigger to be executed")
+            # The api-specs' answer for a workflow that did not run: 200, a message and no execution id.
+            return json_response(200, {"message": NOT_EXECUTED})
         ex = self.new_execution(workflow, payload, mode="external")
         return json_response(200, {"workflowExecutionId": ex.id, "message": "Workflow was executed successfully."})
 
@@ -222,7 +284,7 @@ class SailPointApi(VendorApi):
 
     @staticmethod
     def _view(ex: Execution, call: Call) -> dict[str, Any]:
-        return {
+        view = {
             "id": ex.id,
             "workflowId": ex.workflow,
             "requestId": ex.request_id,
@@ -230,18 +292,39 @@ class SailPointApi(VendorApi):
             "closeTime": iso(ex.ended_at(call.now), 6),
             "status": ex.status(call.now, call.mystery),
         }
+        # closeTime is a date-time, not nullable: an execution still running has none.
+        return {key: value for key, value in view.items() if value is not None}
 
     def get_execution(self, call: Call) -> web.Response:
         return json_response(200, self._view(self._execution(call), call))
 
     def get_history(self, call: Call) -> web.Response:
+        """GET .../history?limit=&offset=: the events, paged (deprecated: removal announced for October 2027)."""
+        limit = int_param(call.query, "limit", 250)
+        offset = int_param(call.query, "offset", 0)
+        if not 0 <= limit <= 250 or offset < 0:
+            raise ApiError(400, "limit must be between 0 and 250 and offset >= 0")
+        return json_response(200, self._events(self._execution(call), call)[offset : offset + limit])
+
+    def get_history_v2(self, call: Call) -> web.Response:
+        """GET /workflow-executions/v1/{id}/history-v2: ``{definition, history, trigger}`` in one answer."""
         ex = self._execution(call)
+        body = {
+            "definition": {"start": ex.script.steps[0] if ex.script.steps else "", "steps": {}},
+            "history": self._events(ex, call),
+            "trigger": {"type": "EXTERNAL" if ex.mode == "external" else "EVENT", "attributes": {}},
+        }
+        return json_response(200, body)
+
+    def _events(self, ex: Execution, call: Call) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
 
         def add(kind: str, at: datetime | None, attributes: dict[str, Any]) -> None:
             events.append({"type": kind, "timestamp": iso(at, 6), "attributes": attributes})
 
         add("WorkflowExecutionStarted", ex.created_wall, {"input": ex.payload})
+        for _ in range(ex.script.extra_history_events):
+            add("WorkflowTaskCompleted", ex.created_wall, {})
         for name, step_phase, start, end in ex.steps(call.now):
             add("ActivityTaskScheduled", start, {"displayName": name})
             if step_phase == SUCCEEDED:
@@ -256,7 +339,7 @@ class SailPointApi(VendorApi):
         }.get(phase)
         if closing is not None:
             add(closing[0], ex.ended_at(call.now), closing[1])
-        return json_response(200, events)
+        return events
 
     def cancel_execution(self, call: Call) -> web.Response:
         ex = self._execution(call)

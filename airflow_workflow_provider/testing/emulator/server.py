@@ -302,6 +302,11 @@ class WorkflowEmulator:
         with self._lock:
             self._sailpoint.revoke_tokens()
 
+    def sailpoint_per_service(self, enabled: bool) -> None:
+        """Serve SailPoint's per-service paths (the default), or answer 404 there like a tenant without them."""
+        with self._lock:
+            self._sailpoint.serve_per_service(enabled)
+
     @property
     def requests(self) -> list[RequestRecord]:
         """Copy of the vendor request log, oldest first."""
@@ -315,6 +320,7 @@ class WorkflowEmulator:
             self._state.faults.clear()
             self._state.scripts.clear()
             self._state.requests.clear()
+            self._sailpoint.serve_per_service(True)
 
     # -- HTTP dispatch -----------------------------------------------------------------------------
     # -- HTTP dispatch -----------------------------------------------------------------------------

@@ -42,6 +42,9 @@ class EmulatorCredentials:
     sailpoint_client_id: str = "sp-client-emulator"
     sailpoint_client_secret: str = field(default="sp-secret-emulator", repr=False)
     sailpoint_token_ttl: float = 749.0  # expires_in seconds returned by /oauth/token
+    # An external trigger's own OAuth client: its token may call execute/external and nothing else.
+    sailpoint_trigger_client_id: str = "sp-trigger-client-emulator"
+    sailpoint_trigger_client_secret: str = field(default="sp-trigger-secret-emulator", repr=False)
 
 
 @dataclass
@@ -68,6 +71,8 @@ class WorkflowScript:
     # SailPoint only: None allows /test and external triggers, False only /test (a disabled workflow),
     # True only the external trigger (an enabled workflow).
     enabled: bool | None = None
+    # SailPoint only: routine events after the start, so that a history is long enough to be paged.
+    extra_history_events: int = 0
     queued_for: float = 0.1
     wait_for_event: str | None = None  # Cloudflare only: the event type step.waitForEvent waits for
     wait_after: float = 0.3  # seconds of running before the wait begins
