@@ -248,7 +248,7 @@ def test_cloudflare_events(emu: WorkflowEmulator, http: requests.Session) -> Non
     iid = http.post(cf_url(emu), json={}, headers=CF_HEADERS).json()["result"]["id"]
     sent = http.post(cf_url(emu, suffix=f"/{iid}/events/approval"), json={"approved": True}, headers=CF_HEADERS)
     assert sent.status_code == 200
-    assert sent.json() == {"success": True, "errors": [], "messages": [], "result": None}
+    assert sent.json() == {"success": True, "errors": [], "messages": [], "result": {}}
     assert emu.requests[-1].operation == "event"
     assert http.post(cf_url(emu, suffix="/nope/events/approval"), json={}, headers=CF_HEADERS).status_code == 404
 
@@ -289,13 +289,13 @@ def test_cloudflare_wait_for_event_resumes_on_its_event(emu: WorkflowEmulator, h
 
     # Another event type is taken (and recorded) but does not end the wait.
     other = cf_event(http, emu, iid, "comment", {"text": "looks fine"})
-    assert (other.status_code, other.json()) == (200, {"success": True, "errors": [], "messages": [], "result": None})
+    assert (other.status_code, other.json()) == (200, {"success": True, "errors": [], "messages": [], "result": {}})
     time.sleep(0.05)
     assert cf_status(http, emu, iid) == "waiting"
 
     resumed_at = time.monotonic()
     approval = cf_event(http, emu, iid, "approval", {"approved": True, "by": "ana"})
-    assert approval.status_code == 200 and approval.json()["result"] is None
+    assert approval.status_code == 200 and approval.json()["result"] == {}
     assert cf_status(http, emu, iid) == "running"
     final = wait_for(lambda: cf_get(http, emu, iid), lambda r: r["status"] != "running")[-1]
     # The rest of the script (duration - queued_for - wait_after = 0.2 s) runs after the event.

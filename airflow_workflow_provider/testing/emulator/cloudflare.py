@@ -262,6 +262,8 @@ class CloudflareApi(VendorApi):
             "versionId": version_id,
             "trigger": {"source": "api"},
             "step_count": len(step_list) + (wait is not None),
+            # Required (nullable) in the published schema: no rollback ran.
+            "rollback": None,
         }
         if call.query.get("simple", "").lower() != "true":
             steps: list[dict[str, Any]] = [
@@ -271,8 +273,24 @@ class CloudflareApi(VendorApi):
                     "start": iso(start),
                     "end": iso(end),
                     "success": True if step_phase == SUCCEEDED else False if step_phase == FAILED else None,
-                    "output": {"step": name, "ok": True} if step_phase == SUCCEEDED else None,
+                    # A step's output in the logs is a (truncated) string; the full value is at .../step.
+                    "output": json.dumps({"step": name, "ok": True}) if step_phase == SUCCEEDED else None,
                     "error": {"name": "Error", "message": ex.script.error_message} if step_phase == FAILED else None,
+                    "attempts": [
+                        {
+                            "start": iso(start),
+                            "end": iso(end),
+                            "success": True if step_phase == SUCCEEDED else False if step_phase == FAILED else None,
+                            "error": (
+                                {"name": "Error", "message": ex.script.error_message} if step_phase == FAILED else None
+                            ),
+                        }
+                    ],
+                    # step.do's default configuration (Cloudflare Workflows docs: 5 retries, 10 s, exponential).
+                    "config": {
+                        "retries": {"limit": 5, "delay": 10000, "backoff": "exponential"},
+                        "timeout": "10 minutes",
+                    },
                 }
                 for name, step_phase, start, end in step_list
             ]
@@ -423,7 +441,7 @@ class CloudflareApi(VendorApi):
     def send_event(self, call: Call) -> web.Response:
         """POST .../events/{type}: the JSON body is the payload (empty body: null).
 
-        Any unfinished instance takes any event type (200, result null) and records it; the type its
+        Any unfinished instance takes any event type (200, result {}) and records it; the type its
         script waits for resumes a waiting instance (or is buffered until the wait begins, or, while
         paused, takes effect on resume). A finished instance refuses events (400, 10001).
         """
@@ -436,7 +454,8 @@ class CloudflareApi(VendorApi):
                 400, f"Cannot send event to instance: instance is already {current} and not waiting for events", 10001
             )
         ex.receive_event(call.params["event"], payload, call.now)
-        return self._ok(None)
+        # The published schema types result as an object (not nullable).
+        return self._ok({})
 
 
 def encode_cursor(key: tuple[int, int], direction: str) -> str:
