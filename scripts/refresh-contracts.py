@@ -74,6 +74,15 @@ FRAGMENTS = (
         ),
     ),
     Fragment(
+        vendor="datadog",
+        name="validate-v1",
+        repository="DataDog/datadog-api-client-python",
+        branch="master",
+        path=".generator/schemas/v1/openapi.yaml",
+        # The Test button's key-only check after a 403, which cannot tell a bad key from a missing permission.
+        operations=(("/api/v1/validate", "get"),),
+    ),
+    Fragment(
         vendor="cloudflare",
         name="workflows",
         repository="cloudflare/api-schemas",

@@ -57,7 +57,8 @@ def _cloudflare(spec: dict[str, Any]) -> None:
     for item in spec["paths"].values():
         for operation in item.values():
             # The document lists api_email, api_key and api_token in ONE requirement (all three at once).
-            # Cloudflare's SDKs and wrangler send either the token or email + key: two alternatives.
+            # Its own top-level `security` lists them as alternatives ({api_email, api_key}, {api_token}), and
+            # Cloudflare's SDKs and wrangler send either the token or email + key.
             operation["security"] = [{"api_token": []}, {"api_email": [], "api_key": []}]
     for path in (
         "/accounts/{account_id}/workflows/{workflow_name}/instances",
@@ -397,3 +398,39 @@ def test_a_drifted_answer_is_caught(recorder: Recorder, set_connection: Any) -> 
     get.response._content = json.dumps(body).encode()
     problems = check([get])
     assert problems and "Exploded" in problems[0]
+
+
+# -- Datadog's recorded real answers against Datadog's own document --------------------------------
+
+CASSETTES = sorted((HERE / "datadog" / "cassettes").glob("*.json"))
+
+
+@pytest.mark.parametrize("cassette", CASSETTES, ids=[path.stem for path in CASSETTES])
+def test_datadog_recorded_answers_match_the_contract(cassette: Path) -> None:
+    """What Datadog really answered (its client's cassettes) fits its document, as amended in DEVIATIONS.
+
+    The same amendments that let the emulator pass must let the real answers pass: otherwise an
+    amendment would be covering for the emulator rather than for the document.
+    """
+    recorded = json.loads(cassette.read_text())
+    request = requests.Request(
+        recorded["request"]["method"],
+        "https://api.datadoghq.com" + recorded["request"]["path"],
+        headers={"DD-API-KEY": "recorded", "DD-APPLICATION-KEY": "recorded"},
+        json=recorded["request"].get("body"),
+    ).prepare()
+    response = requests.Response()
+    response.status_code = recorded["response"]["status"]
+    response._content = json.dumps(recorded["response"]["body"]).encode()
+    response.headers["Content-Type"] = "application/json"
+    response.request = request
+    problems = check([Exchange("datadog", _as_emulated(request), response)])
+    assert not problems, "\n".join(problems)
+
+
+def _as_emulated(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The recorded request as if sent to the emulator, so that ``check`` maps it back to the vendor's host."""
+    parts = urlsplit(request.url or "")
+    moved = request.copy()
+    moved.url = urlunsplit(("http", "127.0.0.1", "/datadog" + parts.path, parts.query, ""))
+    return moved
