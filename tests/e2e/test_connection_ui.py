@@ -268,6 +268,7 @@ def test_secret_extra_is_a_password_input_and_defaults_are_filled_in(forms_seen:
     assert forms_seen["datadog_workflows"].extra["application_key_secret"]["type"] == "password"
     assert forms_seen["cloudflare_workflows"].extra["account_id"]["type"] == "text"
     assert forms_seen["sailpoint_workflows"].extra["api_version"]["value"] == "v3"
+    assert forms_seen["sailpoint_workflows"].extra["user_client_secret"]["type"] == "password"
 
 
 @pytest.mark.parametrize("conn_type", CONN_TYPES)

@@ -301,4 +301,4 @@ def test_hook_forms_for_older_airflow() -> None:
     assert behaviour["relabeling"]["password"] == "Client secret"
     pytest.importorskip("flask_appbuilder", reason="Airflow 3.2+ without FAB reads the declarative form instead")
     widgets = SailPointWorkflowsHook.get_connection_form_widgets()
-    assert set(widgets) == {"api_version", "base_url"}
+    assert set(widgets) == {"user_client_id", "user_client_secret", "api_version", "base_url"}
