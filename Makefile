@@ -43,9 +43,10 @@ e2e: venv
 
 # The production shape: PostgreSQL, CeleryExecutor on Redis (two workers), two triggerers, on 127.0.0.1; every
 # example DAG, triggerer failover (reports/deployment.md) and a killed Celery worker. Needs `make system-deps`.
+# -s: the tests' few lines (boot time, takeover time, worker loss) belong in the CI log.
 e2e-celery: venv
 	$(UV) pip install --quiet --python $(BIN)/python -e . --group dev --group e2e
-	$(BIN)/python -m pytest -q -m e2e_celery tests/e2e
+	$(BIN)/python -m pytest -q -s -m e2e_celery tests/e2e
 
 # Oldest and newest Airflow 3 on the oldest and newest Python (each in its own venv under .matrix/).
 test-matrix:
