@@ -79,23 +79,39 @@ class ConnectionForm:
         return entry
 
     def widgets(self) -> dict[str, Any]:
-        """wtforms widgets for Airflow 3.0/3.1, which build the form from the hook."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
+        """wtforms fields for Airflow 3.0/3.1, which build the form from the hook.
+
+        Only wtforms is required: Airflow 3.0/3.1 read a hook's form (its extra fields and its
+        relabelled, hidden and hinted standard fields alike) only when wtforms imports, and swap
+        wtforms' fields for their own stand-ins while they read it. Flask-AppBuilder's widgets and
+        flask-babel's translations are used where installed (the FAB provider brings them), but a
+        missing one must not lose the whole form.
+        """
         from wtforms import PasswordField, StringField
+
+        try:
+            from flask_babel import lazy_gettext as label_of
+        except ImportError:
+
+            def label_of(text: str) -> str:
+                return text
+
+        try:
+            from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        except ImportError:
+            text_widget: dict[str, Any] = {}
+            password_widget: dict[str, Any] = {}
+        else:
+            text_widget = {"widget": BS3TextFieldWidget()}
+            password_widget = {"widget": BS3PasswordFieldWidget()}
 
         widgets: dict[str, Any] = {}
         for name, spec in self._all_extra_fields().items():
             if spec.secret:
-                widgets[name] = PasswordField(
-                    lazy_gettext(spec.label), widget=BS3PasswordFieldWidget(), description=spec.description
-                )
+                widgets[name] = PasswordField(label_of(spec.label), description=spec.description, **password_widget)
             else:
                 widgets[name] = StringField(
-                    lazy_gettext(spec.label),
-                    widget=BS3TextFieldWidget(),
-                    description=spec.description,
-                    default=spec.default,
+                    label_of(spec.label), description=spec.description, default=spec.default, **text_widget
                 )
         return widgets
 

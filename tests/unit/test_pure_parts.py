@@ -299,6 +299,14 @@ def test_hook_forms_for_older_airflow() -> None:
     assert "get_ui_field_behaviour" in SailPointWorkflowsHook.__dict__
     behaviour = SailPointWorkflowsHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "Client secret"
-    pytest.importorskip("flask_appbuilder", reason="Airflow 3.2+ without FAB reads the declarative form instead")
+    # wtforms alone (a dependency) is enough: Airflow 3.0/3.1 run without Flask-AppBuilder unless FAB is installed.
+    from wtforms import PasswordField, StringField
+
+    from airflow_workflow_provider.hooks.datadog import DatadogWorkflowsHook
+
     widgets = SailPointWorkflowsHook.get_connection_form_widgets()
     assert set(widgets) == {"user_client_id", "user_client_secret", "api_version", "base_url"}
+    assert widgets["api_version"].field_class is StringField and widgets["api_version"].kwargs["default"] == "v3"
+    assert widgets["user_client_secret"].field_class is PasswordField
+    secret = DatadogWorkflowsHook.get_connection_form_widgets()["application_key_secret"]
+    assert secret.field_class is PasswordField
