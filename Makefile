@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # uv is installed with pip when missing; it is run as a module so that no PATH change is needed.
 UV := $(PYTHON) -m uv
 
-.PHONY: venv test demo lint docs clean test-matrix bench e2e e2e-celery system-deps live
+.PHONY: venv test demo lint docs clean test-matrix test-matrix-ui bench e2e e2e-celery system-deps live
 
 $(BIN)/python:
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -48,9 +48,15 @@ e2e-celery: venv
 	$(UV) pip install --quiet --python $(BIN)/python -e . --group dev --group e2e
 	$(BIN)/python -m pytest -q -s -m e2e_celery tests/e2e
 
-# Oldest and newest Airflow 3 on the oldest and newest Python (each in its own venv under .matrix/).
+# Every Airflow 3 minor (newest patch) on the oldest and newest Python it supports, one venv each under .matrix/,
+# one at a time: reports/version-matrix.md. About 5 minutes a cell.
 test-matrix:
-	bash scripts/test-matrix.sh
+	bash scripts/test-matrix.sh unit
+
+# The connection forms and their Test button in Chromium on every Airflow 3 minor (a deployment each, about
+# 4 minutes a minor; needs `make system-deps`): reports/version-matrix-ui.md.
+test-matrix-ui:
+	bash scripts/test-matrix.sh ui
 
 bench: venv
 	$(BIN)/python -m benchmarks.run
