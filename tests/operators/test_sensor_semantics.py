@@ -8,6 +8,7 @@ here (the sensors share one base), so one vendor stands for all three.
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import version
 
 import pytest
 
@@ -35,11 +36,24 @@ def start(emulator: WorkflowEmulator, set_connection: Callable[..., str]) -> Cal
     return start_execution
 
 
+# dag.test() before Airflow 3.1.8 (3.1.3 reported, 3.1.8 passes here) hands a reschedule-mode sensor its first
+# reschedule date as a string, so Airflow's own timeout check in BaseSensorOperator.execute raises TypeError:
+# apache/airflow#58777. A real deployment parses the date; only this test harness is affected.
+_AIRFLOW = tuple(int(part) for part in version("apache-airflow-core").split(".")[:3])
+skip_reschedule_timeout_in_old_dag_test = pytest.mark.skipif(
+    _AIRFLOW < (3, 1, 8), reason="dag.test() gives reschedule sensors a str start date (apache/airflow#58777)"
+)
+MODES_WITH_TIMEOUT = [
+    pytest.param(mode, marks=skip_reschedule_timeout_in_old_dag_test) if mode == "reschedule" else mode
+    for mode in MODES
+]
+
+
 def _run(run_dag, name: str, mode: str, execution_id: str, **arguments: object):
     return run_dag(f"semantics_{name}_{mode}", sensor_dag(VENDOR, WORKFLOW, execution_id, **MODES[mode], **arguments))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", MODES_WITH_TIMEOUT)
 def test_timeout_is_a_sensor_timeout_and_not_retried(mode: str, start, run_dag, output) -> None:
     execution_id = start(WorkflowScript(duration=120))
 
@@ -49,7 +63,7 @@ def test_timeout_is_a_sensor_timeout_and_not_retried(mode: str, start, run_dag, 
     assert "AirflowSensorTimeout" in output()
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", MODES_WITH_TIMEOUT)
 def test_soft_fail_skips_on_timeout(mode: str, start, run_dag) -> None:
     execution_id = start(WorkflowScript(duration=120))
 
