@@ -32,7 +32,8 @@ extensions = [
     "sphinx.ext.viewcode",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "README.md"]
+# Files starting with "_" are included into pages, not pages of their own.
+exclude_patterns = ["_build", "README.md", "**/_*.md"]
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 # "page.md#a-heading" links resolve for headings down to level 3.
