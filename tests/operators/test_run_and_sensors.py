@@ -74,8 +74,9 @@ def test_failed_execution_fails_the_task_with_the_reason(vendor: Vendor, run_dag
 
 
 def test_deferrable_run_goes_through_the_trigger(vendor: Vendor, run_dag, output) -> None:
-    # Long enough that even a loaded machine finds it running at the check before deferring.
-    vendor.emulator.script(vendor.name, vendor.workflow, WorkflowScript(duration=3.0, output={"ok": True}))
+    # Long enough that even a loaded machine finds it running at the check before deferring (3 s was
+    # not, once, on a 2-core machine at load 14): the test must prove the deferral, not race it.
+    vendor.emulator.script(vendor.name, vendor.workflow, WorkflowScript(duration=10.0, output={"ok": True}))
 
     result = run_dag(f"run_deferred_{vendor.name}", operator_dag(vendor.name, vendor.workflow, deferrable=True))
 
