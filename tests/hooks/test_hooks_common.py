@@ -38,7 +38,8 @@ def wait_terminal(hook, workflow: str, execution_id: str, timeout: float = 15.0)
 
 
 def test_start_and_follow_to_success(vendor: Vendor) -> None:
-    vendor.emulator.script(vendor.name, vendor.workflow, WorkflowScript(duration=0.4, output={"rows": 42}))
+    # Long enough that the first poll, even on a loaded machine, still sees it queued or running.
+    vendor.emulator.script(vendor.name, vendor.workflow, WorkflowScript(duration=2.0, output={"rows": 42}))
     hook = vendor.hook()
     execution_id = hook.start_execution(vendor.workflow, {"date": "2026-11-23"})
 
