@@ -49,7 +49,7 @@ e2e-celery: venv
 	$(BIN)/python -m pytest -q -s -m e2e_celery tests/e2e
 
 # Every Airflow 3 minor (newest patch) on the oldest and newest Python it supports, one venv each under .matrix/,
-# one at a time: reports/version-matrix.md. About 5 minutes a cell.
+# one at a time: reports/version-matrix.md. 5 to 15 minutes a cell (MATRIX_TESTS narrows the tests).
 test-matrix:
 	bash scripts/test-matrix.sh unit
 
