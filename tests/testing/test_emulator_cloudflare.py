@@ -53,7 +53,8 @@ def test_cloudflare_auth(emu: WorkflowEmulator, http: requests.Session) -> None:
 
 
 def test_cloudflare_instance_lifecycle(emu: WorkflowEmulator, http: requests.Session) -> None:
-    emu.script("cloudflare", "nightly", WorkflowScript(duration=0.3, queued_for=0.05, output={"rows": 3}))
+    # Phases of seconds, not tenths: the test must see "queued" then "running" even on a loaded machine.
+    emu.script("cloudflare", "nightly", WorkflowScript(duration=4.0, queued_for=2.0, output={"rows": 3}))
     response = http.post(cf_url(emu), json={"instance_id": "run-2026_11_23", "params": {"day": 1}}, headers=CF_HEADERS)
     assert response.status_code == 200
     body = response.json()
@@ -65,7 +66,7 @@ def test_cloudflare_instance_lifecycle(emu: WorkflowEmulator, http: requests.Ses
 
     simple = http.get(cf_url(emu, suffix="/run-2026_11_23"), params={"simple": "true"}, headers=CF_HEADERS)
     assert "steps" not in simple.json()["result"]
-    seen = wait_for(lambda: cf_get(http, emu, "run-2026_11_23"), lambda r: r["status"] == "complete")
+    seen = wait_for(lambda: cf_get(http, emu, "run-2026_11_23"), lambda r: r["status"] == "complete", timeout=30)
     statuses = [r["status"] for r in seen]
     assert statuses[0] == "queued" and "running" in statuses
     final = seen[-1]
