@@ -139,13 +139,22 @@ def _steps(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _failing_step(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The first failed step, else the first canceled one (where a cancel caught the instance)."""
+    """The step a failed or canceled instance stopped at, from what its steps say.
+
+    The first step whose state reads as failed, else as canceled (where a cancel caught the instance),
+    else one carrying an error, else the last step whose state reads as neither success nor running
+    (an undocumented failure word).
+    """
     states = [_read_state(step.get("stepState") or step.get("status")) for step in steps]
     for wanted in (S.FAILED, S.CANCELED):
         for step, state in zip(steps, states, strict=True):
             if state is wanted:
                 return step
-    return None
+    with_error = [step for step in steps if step.get("error") or step.get("errors")]
+    if with_error:
+        return with_error[0]
+    unread = [step for step, state in zip(steps, states, strict=True) if state not in (S.SUCCEEDED, S.RUNNING)]
+    return unread[-1] if unread else None
 
 
 def normalize_site(value: str | None) -> str:

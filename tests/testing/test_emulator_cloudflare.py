@@ -180,6 +180,7 @@ def test_cloudflare_list_with_cursor(emu: WorkflowEmulator, http: requests.Sessi
         "status",
         "version_id",
         "workflow_id",
+        "trigger_source",
     }
     assert item["status"] in ("complete", "errored") and item["ended_on"] is not None
 
@@ -472,3 +473,36 @@ def test_cloudflare_seeded_instances_and_waits(emu: WorkflowEmulator, http: requ
     assert [e["events"] for e in emu.executions("cloudflare", "nightly")] == [[], [], []]
     emu.create_executions("datadog", "wf", 1)
     assert "events" not in emu.executions("datadog")[0]  # only Cloudflare has events
+
+
+def test_cloudflare_cron_made_instances(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.script("cloudflare", "nightly", WorkflowScript(duration=30))
+    first = emu.start_cron_instance("nightly", "*/30 * * * *")
+    second = emu.start_cron_instance("nightly", "*/30 * * * *")  # the next tick of the same schedule
+    cron, _, scheduled = first.rpartition("-")
+    assert cron == "*/30 * * * *" and int(scheduled) % 60_000 == 0 and second != first
+    # Addressed percent-encoded, as Cloudflare's SDK sends it ("/" -> %2F, " " -> %20).
+    encoded = first.replace("/", "%2F").replace(" ", "%20")
+    result = http.get(cf_url(emu, suffix=f"/{encoded}"), headers=CF_HEADERS).json()["result"]
+    assert result["trigger"] == {"source": "cron"}
+    assert result["schedule"] == {"cron": "*/30 * * * *", "scheduledTime": int(scheduled)}
+    listed = http.get(cf_url(emu), headers=CF_HEADERS).json()["result"]
+    assert {(i["id"], i["trigger_source"]) for i in listed} == {(first, "cron"), (second, "cron")}
+    # Such an id can be addressed but not created; other characters are refused.
+    created = http.post(cf_url(emu), json={"instance_id": "*/5 * * * *-1"}, headers=CF_HEADERS)
+    assert (created.status_code, created.json()["errors"][0]["message"]) == (400, "instance.invalid_id")
+    bad = http.get(cf_url(emu, suffix="/invalid!"), headers=CF_HEADERS)
+    assert (bad.status_code, bad.json()["errors"][0]["message"]) == (400, "instance.invalid_id")
+    control = http.post(f"{emu.url}/_emulator/cron_instance", json={"workflow": "nightly", "cron": "0 0 * * MON#2"})
+    assert control.json()["id"].startswith("0 0 * * MON#2-")
+
+
+def test_cloudflare_list_without_cursors(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.create_executions("cloudflare", "nightly", 5)
+    emu.set_cloudflare_list_cursors(False)
+    first = http.get(cf_url(emu), params={"per_page": 2}, headers=CF_HEADERS).json()
+    assert "cursor" not in first["result_info"] and first["result_info"]["total_count"] == 5
+    third = http.get(cf_url(emu), params={"per_page": 2, "page": 3}, headers=CF_HEADERS).json()
+    assert len(third["result"]) == 1 and third["result_info"]["page"] == 3
+    rolling_back = http.get(cf_url(emu), params={"status": "rollingBack"}, headers=CF_HEADERS)
+    assert rolling_back.status_code == 200 and rolling_back.json()["result"] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import requests
 
 from airflow_workflow_provider.testing.emulator import WorkflowEmulator, WorkflowScript
@@ -28,22 +29,25 @@ def test_datadog_runs_to_success(emu: WorkflowEmulator, http: requests.Session) 
     assert response.status_code == 200
     body = response.json()
     iid = body["data"]["id"]
-    assert body == {"data": {"id": iid, "type": "workflow_instances"}, "meta": {"workflowId": "wf-ok"}}
+    # As recorded (test_execute_a_workflow_returns_created_response): 200, type "instances", empty attributes.
+    assert body == {"data": {"attributes": {}, "id": iid, "type": "instances"}, "meta": {"workflowId": "wf-ok"}}
     assert uuid.UUID(iid)
 
     seen = wait_for(
         lambda: dd_get(http, emu, "wf-ok", iid), lambda a: a["instanceStatus"]["detailsKind"] != "IN_PROGRESS"
     )
     final = seen[-1]
-    assert seen[0]["instanceStatus"] == {"detailsKind": "IN_PROGRESS"}
-    assert seen[0]["endTimestamp"] is None and seen[0]["outputs"] == {}
-    assert final["instanceStatus"]["detailsKind"] == "SUCCEEDED"
-    assert final["id"] == iid and final["workflowId"] == "wf-ok"
-    assert final["payload"] == {"day": "mon"}
+    assert seen[0]["instanceStatus"] == {"detailsKind": "IN_PROGRESS", "displayName": "Running"}
+    assert "endTimestamp" not in seen[0] and seen[0]["outputs"] == {}
+    assert final["instanceStatus"] == {"detailsKind": "SUCCEEDED", "displayName": "Succeeded"}
+    assert "id" not in final and "workflowId" not in final  # the workflow is a relationship, not an attribute
+    resource = http.get(dd_url(emu, "wf-ok", f"/{iid}"), headers=DD_HEADERS).json()["data"]
+    assert (resource["id"], resource["type"]) == (iid, "instances")
+    assert resource["relationships"]["workflow"]["data"] == {"id": "wf-ok", "type": "workflows"}
     assert final["outputs"] == {"result": "ok", "input": {"day": "mon"}}
     assert parse_iso(final["endTimestamp"]) >= parse_iso(final["startTimestamp"])
     assert final["startTimestamp"].endswith("Z")
-    assert [(s["stepName"], s["status"]) for s in final["stepStateAssociations"]] == [
+    assert [(s["stepName"], s["stepState"]) for s in final["stepStateAssociations"]] == [
         ("step_1", "SUCCEEDED"),
         ("step_2", "SUCCEEDED"),
     ]
@@ -73,11 +77,11 @@ def test_datadog_failure_reports_the_failing_step(emu: WorkflowEmulator, http: r
         lambda a: a["instanceStatus"]["detailsKind"] != "IN_PROGRESS",
         timeout=3,
     )[-1]
-    assert attributes["instanceStatus"]["detailsKind"] == "FAILED"
+    assert attributes["instanceStatus"] == {"detailsKind": "FAILED", "displayName": "Failed"}
     assert attributes["outputs"] == {}
     assert attributes["stepStateAssociations"][-1] == {
         "stepName": "step_2",
-        "status": "FAILED",
+        "stepState": "FAILED",
         "error": {"message": "Simulated failure"},
     }
 
@@ -92,9 +96,9 @@ def test_datadog_failing_step_stops_the_workflow(emu: WorkflowEmulator, http: re
     )
     emu.script("datadog", "wf", script)
     iid = dd_start(http, emu, "wf")
-    attributes = wait_for(lambda: dd_get(http, emu, "wf", iid), lambda a: a["endTimestamp"] is not None)[-1]
+    attributes = wait_for(lambda: dd_get(http, emu, "wf", iid), lambda a: a.get("endTimestamp") is not None)[-1]
     steps = attributes["stepStateAssociations"]
-    assert [(s["stepName"], s["status"]) for s in steps] == [("extract", "SUCCEEDED"), ("load", "FAILED")]
+    assert [(s["stepName"], s["stepState"]) for s in steps] == [("extract", "SUCCEEDED"), ("load", "FAILED")]
     assert steps[1]["error"] == {"message": "disk full"}
 
 
@@ -132,24 +136,16 @@ def test_datadog_list_pages(emu: WorkflowEmulator, http: requests.Session) -> No
     assert [len(p["data"]) for p in pages] == [10, 10, 5, 0]
     assert [item["id"] for p in pages for item in p["data"]] == expected
     assert pages[0]["meta"] == {
-        "page": {"totalCount": 25},
+        "page": {"totalCount": 25, "totalFilteredCount": 25},
         "succeededCount": 20,
         "failedCount": 3,
         "canceledCount": 2,
     }
     item = pages[0]["data"][0]
-    assert item["type"] == "workflow_instances"
+    assert item["type"] == "instances"
     assert item["attributes"]["instanceStatus"]["detailsKind"] in ("SUCCEEDED", "FAILED", "CANCELED")
-    assert "stepStateAssociations" not in item["attributes"]
-    assert set(item["attributes"]) == {
-        "id",
-        "workflowId",
-        "instanceStatus",
-        "startTimestamp",
-        "endTimestamp",
-        "outputs",
-        "payload",
-    }
+    # As recorded (test_list_workflow_instances_returns_ok_response): no steps, no outputs in a list item.
+    assert set(item["attributes"]) == {"instanceStatus", "startTimestamp", "endTimestamp"}
 
     default = http.get(dd_url(emu, "wf"), headers=DD_HEADERS).json()
     assert len(default["data"]) == 10
@@ -164,7 +160,7 @@ def test_datadog_cancel(emu: WorkflowEmulator, http: requests.Session) -> None:
     response = http.put(dd_url(emu, "wf", f"/{iid}/cancel"), headers=DD_HEADERS)
     assert (response.status_code, response.json()) == (200, {})
     attributes = dd_get(http, emu, "wf", iid)
-    assert attributes["instanceStatus"] == {"detailsKind": "CANCELED"}
+    assert attributes["instanceStatus"] == {"detailsKind": "CANCELED", "displayName": "Canceled"}  # as recorded
     assert attributes["endTimestamp"] is not None
 
     again = http.put(dd_url(emu, "wf", f"/{iid}/cancel"), headers=DD_HEADERS)
@@ -173,6 +169,31 @@ def test_datadog_cancel(emu: WorkflowEmulator, http: requests.Session) -> None:
 
     missing = http.get(dd_url(emu, "wf", "/nope"), headers=DD_HEADERS)
     assert missing.status_code == 404
-    assert missing.json() == {"errors": [{"code": "INSTANCE_NOT_FOUND", "detail": "Workflow instance nope not found"}]}
+    assert missing.json() == {"errors": [{"code": "INSTANCE_NOT_FOUND", "detail": "instance nope not found"}]}
     # An instance is only found under its own workflow.
     assert http.get(dd_url(emu, "other", f"/{iid}"), headers=DD_HEADERS).status_code == 404
+
+
+def test_datadog_vocabulary_is_a_choice_not_a_fact(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.script("datadog", "wf", WorkflowScript(**FAST))
+    emu.set_datadog_vocabulary("success-failure")
+    iid = dd_start(http, emu, "wf")
+    final = wait_for(lambda: dd_get(http, emu, "wf", iid), lambda a: "endTimestamp" in a)[-1]
+    assert final["instanceStatus"] == {"detailsKind": "SUCCESS", "displayName": "Success"}
+    assert {s["stepState"] for s in final["stepStateAssociations"]} == {"SUCCESS"}
+    # Through the control API, as another process would choose.
+    control = f"{emu.url}/_emulator/datadog_vocabulary"
+    assert http.post(control, json={"name": "opaque"}).status_code == 200
+    assert http.post(control, json={"name": "made-up"}).status_code == 400
+    iid = dd_start(http, emu, "wf")
+    final = wait_for(lambda: dd_get(http, emu, "wf", iid), lambda a: "endTimestamp" in a)[-1]
+    assert final["instanceStatus"] == {"detailsKind": "STATE_5", "displayName": "Ended"}
+    with pytest.raises(ValueError, match="succeeded-failed"):
+        emu.set_datadog_vocabulary("made-up")
+
+
+def test_datadog_validate_checks_the_api_key_alone(emu: WorkflowEmulator, http: requests.Session) -> None:
+    url = f"{emu.base_url('datadog')}/api/v1/validate"
+    assert http.get(url, headers={"DD-API-KEY": CREDS.datadog_api_key}).json() == {"valid": True}
+    refused = http.get(url, headers={"DD-API-KEY": "nope", "DD-APPLICATION-KEY": CREDS.datadog_application_key})
+    assert (refused.status_code, refused.json()) == (403, {"errors": ["Forbidden"]})

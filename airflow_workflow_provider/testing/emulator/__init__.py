@@ -17,6 +17,8 @@ vendor's reference: ``datadog.py``, ``cloudflare.py``, ``sailpoint.py``.
 from __future__ import annotations
 
 from airflow_workflow_provider.testing.emulator.cli import main
+from airflow_workflow_provider.testing.emulator.datadog import VOCABULARIES as DATADOG_VOCABULARIES
+from airflow_workflow_provider.testing.emulator.datadog import DatadogVocabulary
 from airflow_workflow_provider.testing.emulator.faults import FAULTS, OPERATIONS
 from airflow_workflow_provider.testing.emulator.server import WorkflowEmulator
 from airflow_workflow_provider.testing.emulator.state import (
@@ -28,10 +30,12 @@ from airflow_workflow_provider.testing.emulator.state import (
 )
 
 __all__ = [
+    "DATADOG_VOCABULARIES",
     "FAULTS",
     "MYSTERY_STATUS",
     "OPERATIONS",
     "VENDORS",
+    "DatadogVocabulary",
     "EmulatorCredentials",
     "RequestRecord",
     "WorkflowEmulator",

@@ -10,6 +10,8 @@ import signal
 import tempfile
 import threading
 
+from airflow_workflow_provider.testing.emulator.datadog import DEFAULT_VOCABULARY as DEFAULT_DATADOG_VOCABULARY
+from airflow_workflow_provider.testing.emulator.datadog import VOCABULARIES as DATADOG_VOCABULARIES
 from airflow_workflow_provider.testing.emulator.server import WorkflowEmulator, is_loopback
 
 
@@ -35,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
     parser.add_argument("--url-file", help="write the base URL to this file once listening")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--datadog-vocabulary",
+        choices=sorted(DATADOG_VOCABULARIES),
+        default=DEFAULT_DATADOG_VOCABULARY,
+        help="the (undocumented) strings Datadog's success and failure take (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     if not is_loopback(args.host):
         parser.error(f"refusing to listen on non-loopback host {args.host!r}")
@@ -49,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     emulator = WorkflowEmulator(host=args.host, port=args.port).start()
+    emulator.set_datadog_vocabulary(args.datadog_vocabulary)
     try:
         # The file first: whoever sees the line may read the file right away.
         if args.url_file:

@@ -3,7 +3,12 @@
 Auth: ``Authorization: Bearer <API token>`` or ``X-Auth-Email`` + ``X-Auth-Key`` (global API key), for the
 configured account only. Every answer is the v4 envelope ``{"success", "errors": [{"code", "message"}],
 "messages", "result"}`` (+ ``result_info`` on lists). Instance statuses: queued, running, paused, waiting,
-complete, errored, terminated. Instance lists page by ``page``/``per_page`` or by an opaque ``cursor``.
+complete, errored, terminated (the list filter also takes waitingForPause and rollingBack). Instance lists
+page by an opaque ``result_info.cursor`` (with ``direction``) or by ``page``/``per_page``; with
+``WorkflowEmulator.set_cloudflare_list_cursors(False)`` answers carry no cursor, as where only ``page=``
+paging exists. Ids a caller creates follow ``^[a-zA-Z0-9_][a-zA-Z0-9-_]*$`` (at most 100, lower-case
+``cf_`` + 64 hex reserved); ids that address an instance may also be cron-made, ``"<cron>-<epoch ms>"``
+(``^[a-zA-Z0-9, */#_-]+$``, at most 271): cloudflare/workers-sdk ``workflows-shared/src/lib/validators.ts``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import http
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
@@ -50,13 +55,15 @@ WORKFLOWS = r"/client/v4/accounts/(?P<account>[^/]+)/workflows"
 INSTANCES = WORKFLOWS + r"/(?P<workflow>[^/]+)/instances"
 INSTANCE = INSTANCES + r"/(?P<id>[^/]+)"
 
-# Every status the instance list can filter on (waitingForPause never arises here, but the filter takes it).
+# Every status the instance list can filter on (waitingForPause and rollingBack never arise here).
 STATUS_FILTERS = frozenset(
-    {"queued", "running", "paused", "errored", "terminated", "complete", "waitingForPause", "waiting"}
+    {"queued", "running", "paused", "errored", "terminated", "complete", "waitingForPause", "waiting", "rollingBack"}
 )
 INSTANCE_ID = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$")
-# Cloudflare keeps "cf_" + 64 hex characters for its own generated ids.
-RESERVED_ID = re.compile(r"^cf_[0-9a-fA-F]{64}$")
+ADDRESSABLE_ID = re.compile(r"^[a-zA-Z0-9, */#_-]+$")
+MAX_ADDRESSABLE_ID = 271
+# Cloudflare keeps "cf_" + 64 lower-case hex characters for its own generated ids.
+RESERVED_ID = re.compile(r"^cf_[0-9a-f]{64}$")
 DEFAULT_ERROR_CODES = {400: 10001, 401: 10000, 403: 10000, 404: 10001, 405: 10405, 409: 10021, 429: 971}
 
 
@@ -76,6 +83,7 @@ class CloudflareApi(VendorApi):
         super().__init__(state)
         # Stable (workflow_id, version_id) per workflow name; a reset keeps them, like a deployment would.
         self._workflow_ids: dict[str, tuple[str, str]] = {}
+        self.list_cursors = True
 
     def routes(self) -> list[Route]:
         return [
@@ -238,10 +246,27 @@ class CloudflareApi(VendorApi):
         return self._ok(result, info)
 
     def _instance(self, call: Call) -> Execution:
-        ex = self.find(call.params["workflow"], call.params["id"])
+        instance_id = call.params["id"]
+        if len(instance_id) > MAX_ADDRESSABLE_ID or not ADDRESSABLE_ID.match(instance_id):
+            raise ApiError(400, "instance.invalid_id", 10001)
+        ex = self.find(call.params["workflow"], instance_id)
         if ex is None:
             raise ApiError(404, "instance.not_found", 10001)
         return ex
+
+    def start_cron_instance(self, workflow: str, cron: str, script: Any) -> str:
+        """An instance as a cron trigger starts it: id ``"<cron>-<scheduled time in epoch ms>"``, source cron."""
+        scheduled = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        while self.find(workflow, cron_instance_id(cron, scheduled)) is not None:
+            scheduled += timedelta(minutes=1)  # the next tick of a schedule already run this minute
+        instance_id = cron_instance_id(cron, scheduled)
+        if len(instance_id) > MAX_ADDRESSABLE_ID or not ADDRESSABLE_ID.match(instance_id):
+            raise ValueError(f"{cron!r} does not make a valid instance id")
+        return self.new_execution(workflow, {}, execution_id=instance_id, script=script, mode="cron").id
+
+    @staticmethod
+    def _trigger(ex: Execution) -> dict[str, Any]:
+        return {"source": ex.mode if ex.mode in ("api", "binding", "event", "cron") else "api"}
 
     def get_instance(self, call: Call) -> web.Response:
         ex = self._instance(call)
@@ -260,11 +285,14 @@ class CloudflareApi(VendorApi):
             "start": iso(ex.started_at(call.now)),
             "end": iso(ex.ended_at(call.now)),
             "versionId": version_id,
-            "trigger": {"source": "api"},
+            "trigger": self._trigger(ex),
             "step_count": len(step_list) + (wait is not None),
             # Required (nullable) in the published schema: no rollback ran.
             "rollback": None,
         }
+        if ex.mode == "cron":
+            cron, _, scheduled_ms = ex.id.rpartition("-")
+            result["schedule"] = {"cron": cron, "scheduledTime": int(scheduled_ms)}
         if call.query.get("simple", "").lower() != "true":
             steps: list[dict[str, Any]] = [
                 {
@@ -379,6 +407,7 @@ class CloudflareApi(VendorApi):
                 "status": ex.status(call.now, call.mystery),
                 "version_id": version_id,
                 "workflow_id": workflow_id,
+                "trigger_source": self._trigger(ex)["source"],
             }
             for ex in page
         ]
@@ -387,9 +416,10 @@ class CloudflareApi(VendorApi):
                 "count": len(page),
                 "per_page": per_page,
                 "total_count": len(matching),
-                "cursor": encode_cursor(page[-1].sort_key(), direction) if more and page else "",
             }
         )
+        if self.list_cursors:
+            info["cursor"] = encode_cursor(page[-1].sort_key(), direction) if more and page else ""
         return self._ok(result, info)
 
     @staticmethod
@@ -456,6 +486,10 @@ class CloudflareApi(VendorApi):
         ex.receive_event(call.params["event"], payload, call.now)
         # The published schema types result as an object (not nullable).
         return self._ok({})
+
+
+def cron_instance_id(cron: str, scheduled: datetime) -> str:
+    return f"{cron}-{int(scheduled.timestamp() * 1000)}"
 
 
 def encode_cursor(key: tuple[int, int], direction: str) -> str:

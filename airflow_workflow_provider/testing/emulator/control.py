@@ -1,7 +1,8 @@
 """The ``/_emulator/*`` control API: what the emulator's Python methods do, for a test in another process.
 
 ``GET /health``, ``POST /scripts`` / ``/faults`` / ``/rate_limit`` / ``/revoke_tokens`` / ``/archive`` /
-``/reset`` (JSON bodies carry the method's arguments), ``GET /executions`` and ``GET /requests``.
+``/datadog_vocabulary`` / ``/cloudflare_list_cursors`` / ``/cron_instance`` / ``/reset`` (JSON bodies carry
+the method's arguments), ``GET /executions`` and ``GET /requests``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ async def answer(emulator: WorkflowEmulator, request: web.Request, sub: str) -> 
             emulator.revoke_tokens()
         elif sub == "/archive" and method == "POST":
             emulator.archive_execution(body["vendor"], body["execution_id"])
+        elif sub == "/datadog_vocabulary" and method == "POST":
+            emulator.set_datadog_vocabulary(body["name"])
+        elif sub == "/cloudflare_list_cursors" and method == "POST":
+            emulator.set_cloudflare_list_cursors(bool(body["enabled"]))
+        elif sub == "/cron_instance" and method == "POST":
+            instance_id = emulator.start_cron_instance(body["workflow"], body.get("cron", "*/30 * * * *"))
+            return json_response(200, {"id": instance_id})
         elif sub == "/reset" and method == "POST":
             emulator.reset()
         elif sub == "/executions" and method == "GET":

@@ -1,11 +1,22 @@
 """Datadog Workflow Automation API v2, as the emulator answers it under ``/datadog``.
 
-Auth: ``DD-API-KEY`` and ``DD-APPLICATION-KEY`` headers. Errors: ``{"errors": [...]}`` (strings, or objects
-with ``code``/``detail``). Every non-final state is ``IN_PROGRESS``. Listing: ``page[size]`` / ``page[number]``.
+Auth: ``DD-API-KEY`` and ``DD-APPLICATION-KEY`` headers (a wrong key of either kind: 403, as Datadog answers).
+Errors: ``{"errors": [...]}`` (strings, or objects with ``code``/``detail``). Listing: ``page[size]`` /
+``page[number]``. Answers take the shapes Datadog recorded for its own client's tests
+(DataDog/datadog-api-client-python ``tests/v2/cassettes/test_scenarios/``, copied under
+``tests/contracts/datadog/cassettes/``): ``type: "instances"``, the workflow under
+``relationships.workflow.data.id``, ``instanceStatus: {detailsKind, displayName}``, steps as
+``{"stepName", "stepState"}``, ``endTimestamp`` only once the instance is over.
+
+Datadog has recorded only ``IN_PROGRESS`` ("Running") and ``CANCELED`` ("Canceled"). The strings for success
+and failure are nowhere documented, so the emulator does not pretend to know them: they come from a
+:class:`DatadogVocabulary`, chosen with ``WorkflowEmulator.set_datadog_vocabulary`` (``VOCABULARIES``),
+and the hook is tested against each. A failed step's ``error`` is this emulator's assumption, too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -26,31 +37,83 @@ from airflow_workflow_provider.testing.emulator.faults import rate_limit_headers
 from airflow_workflow_provider.testing.emulator.state import (
     CANCELED,
     FAILED,
-    PAUSED,
-    QUEUED,
-    RUNNING,
+    PHASES,
     SUCCEEDED,
     TERMINAL,
-    WAITING,
+    EmulatorState,
     Execution,
 )
+
+# What Datadog's recorded answers show: {"detailsKind": ..., "displayName": ...}.
+RECORDED_RUNNING = ("IN_PROGRESS", "Running")
+RECORDED_CANCELED = ("CANCELED", "Canceled")
+
+
+@dataclass(frozen=True)
+class DatadogVocabulary:
+    """The (detailsKind, displayName) of a succeeded and of a failed instance, and their steps' stepState.
+
+    None of these is documented by Datadog: each vocabulary is one plausible guess to test the hook against.
+    """
+
+    name: str
+    succeeded: tuple[str, str]
+    failed: tuple[str, str]
+    step_succeeded: str
+    step_failed: str
+
+    def instance_status(self, phase: str) -> tuple[str, str]:
+        if phase == SUCCEEDED:
+            return self.succeeded
+        if phase == FAILED:
+            return self.failed
+        return RECORDED_CANCELED if phase == CANCELED else RECORDED_RUNNING
+
+    def step_state(self, phase: str) -> str:
+        if phase == SUCCEEDED:
+            return self.step_succeeded
+        if phase == FAILED:
+            return self.step_failed
+        return RECORDED_CANCELED[0] if phase == CANCELED else RECORDED_RUNNING[0]
+
+
+VOCABULARIES: dict[str, DatadogVocabulary] = {
+    v.name: v
+    for v in (
+        # What the list meta's succeededCount / failedCount suggest (the default).
+        DatadogVocabulary("succeeded-failed", ("SUCCEEDED", "Succeeded"), ("FAILED", "Failed"), "SUCCEEDED", "FAILED"),
+        DatadogVocabulary("success-failure", ("SUCCESS", "Success"), ("FAILURE", "Failure"), "SUCCESS", "FAILURE"),
+        DatadogVocabulary("completed-error", ("COMPLETED", "Completed"), ("ERROR", "Error"), "COMPLETED", "ERROR"),
+        # Strings no map knows: only the display names give the outcome away.
+        DatadogVocabulary(
+            "undocumented", ("FINISHED", "Finished"), ("ENDED_WITH_ERRORS", "Ended with errors"), "DONE", "BROKEN"
+        ),
+        # Status and display name tell nothing; only the steps' states do.
+        DatadogVocabulary("opaque", ("STATE_5", "Ended"), ("STATE_6", "Ended"), "SUCCEEDED", "FAILED"),
+    )
+}
+DEFAULT_VOCABULARY = "succeeded-failed"
 
 INSTANCES = r"/api/v2/workflows/(?P<workflow>[^/]+)/instances"
 
 
 class DatadogApi(VendorApi):
     NAME = "datadog"
-    # Datadog reports every non-final state as IN_PROGRESS (that is what its own CLI polls on).
-    STATUSES = {
-        QUEUED: "IN_PROGRESS",
-        RUNNING: "IN_PROGRESS",
-        PAUSED: "IN_PROGRESS",
-        WAITING: "IN_PROGRESS",
-        SUCCEEDED: "SUCCEEDED",
-        FAILED: "FAILED",
-        CANCELED: "CANCELED",
-    }
     FAULT_429_HEADERS = "both"
+    # The default vocabulary's words; an instance uses statuses(), which follows the chosen vocabulary.
+    STATUSES = {phase: VOCABULARIES[DEFAULT_VOCABULARY].instance_status(phase)[0] for phase in PHASES}
+
+    def __init__(self, state: EmulatorState) -> None:
+        super().__init__(state)
+        self.vocabulary = VOCABULARIES[DEFAULT_VOCABULARY]
+
+    def statuses(self) -> dict[str, str]:
+        """detailsKind per phase in the current vocabulary; every state short of the end is IN_PROGRESS."""
+        return {phase: self.vocabulary.instance_status(phase)[0] for phase in PHASES}
+
+    def new_execution(self, workflow: str, payload: Any, **options: Any) -> Execution:
+        # An execution keeps the vocabulary it was started under.
+        return self.state.new_execution(self.NAME, workflow, payload, self.statuses(), **options)
 
     def routes(self) -> list[Route]:
         return [
@@ -62,6 +125,8 @@ class DatadogApi(VendorApi):
             route("GET", INSTANCES + r"/(?P<id>[^/]+)", "get", self.get_instance),
             # PUT /api/v2/workflows/{workflow_id}/instances/{instance_id}/cancel
             route("PUT", INSTANCES + r"/(?P<id>[^/]+)/cancel", "cancel", self.cancel_instance),
+            # GET /api/v1/validate  (the API key alone; what the Test button asks after a 403)
+            route("GET", r"/api/v1/validate", "validate", self.validate_api_key),
         ]
 
     # -- envelope ------------------------------------------------------------------------------------
@@ -69,6 +134,8 @@ class DatadogApi(VendorApi):
         creds = self.credentials
         if not same(call.headers.get("DD-API-KEY"), creds.datadog_api_key):
             raise ApiError(403, "Forbidden")
+        if call.operation == "validate":
+            return None  # checks the API key only
         if not same(call.headers.get("DD-APPLICATION-KEY"), creds.datadog_application_key):
             raise ApiError(403, "Failed permission authorization checks", "FORBIDDEN")
         return None
@@ -97,43 +164,53 @@ class DatadogApi(VendorApi):
             raise ApiError(400, "Bad Request")
         workflow = call.params["workflow"]
         ex = self.new_execution(workflow, payload)
+        # Recorded: 200 (not 201), {"data": {"attributes": {}, "id", "type": "instances"}, "meta": {"workflowId"}}.
         return json_response(
-            200, {"data": {"id": ex.id, "type": "workflow_instances"}, "meta": {"workflowId": workflow}}
+            200, {"data": {"attributes": {}, "id": ex.id, "type": "instances"}, "meta": {"workflowId": workflow}}
         )
 
-    def _attributes(self, ex: Execution, call: Call, with_steps: bool) -> dict[str, Any]:
+    def _instance_status(self, ex: Execution, call: Call) -> dict[str, Any]:
+        if call.mystery:
+            return {"detailsKind": ex.status(call.now, mystery=True)}
+        kind, display = self.vocabulary.instance_status(ex.phase(call.now))
+        return {"detailsKind": kind, "displayName": display}
+
+    def _resource(self, ex: Execution, call: Call, with_steps: bool) -> dict[str, Any]:
         phase = ex.phase(call.now)
         attributes: dict[str, Any] = {
-            "id": ex.id,
-            "workflowId": ex.workflow,
-            "instanceStatus": {"detailsKind": ex.status(call.now, call.mystery)},
-            "startTimestamp": iso(ex.created_wall),
-            "endTimestamp": iso(ex.ended_at(call.now)),
-            "outputs": ex.output() if phase == SUCCEEDED else {},
-            "payload": ex.payload,
+            "instanceStatus": self._instance_status(ex, call),
+            "startTimestamp": iso(ex.created_wall, 6),
         }
+        ended = ex.ended_at(call.now)
+        if ended is not None:
+            attributes["endTimestamp"] = iso(ended, 6)
         if with_steps:
+            attributes["outputs"] = ex.output() if phase == SUCCEEDED else {}
             steps = []
             for name, step_phase, _, _ in ex.steps(call.now):
-                step: dict[str, Any] = {"stepName": name, "status": self.STATUSES[step_phase]}
+                step: dict[str, Any] = {"stepName": name, "stepState": self.vocabulary.step_state(step_phase)}
                 if step_phase == FAILED:
-                    step["error"] = {"message": ex.script.error_message}
-                elif step_phase == SUCCEEDED:
-                    step["outputs"] = {"step": name, "ok": True}
+                    step["error"] = {"message": ex.script.error_message}  # assumed: no failure is recorded
                 steps.append(step)
             attributes["stepStateAssociations"] = steps
-        return attributes
+            attributes["trigger"] = {}
+        return {
+            "attributes": attributes,
+            "id": ex.id,
+            "relationships": {"workflow": {"data": {"id": ex.workflow, "type": "workflows"}}},
+            "type": "instances",
+        }
 
     def _instance(self, call: Call) -> Execution:
         ex = self.find(call.params["workflow"], call.params["id"])
         if ex is None:
-            raise ApiError(404, f"Workflow instance {call.params['id']} not found", "INSTANCE_NOT_FOUND")
+            raise ApiError(404, f"instance {call.params['id']} not found", "INSTANCE_NOT_FOUND")
         return ex
 
     def get_instance(self, call: Call) -> web.Response:
         ex = self._instance(call)
-        attributes = self._attributes(ex, call, with_steps=True)
-        return json_response(200, {"data": {"id": ex.id, "type": "workflow_instances", "attributes": attributes}})
+        meta = {"outputsTooBig": False, "sourceTooBig": False, "triggerTooBig": False}
+        return json_response(200, {"data": self._resource(ex, call, with_steps=True), "meta": meta})
 
     def list_instances(self, call: Call) -> web.Response:
         size = int_param(call.query, "page[size]", 10)
@@ -147,19 +224,12 @@ class DatadogApi(VendorApi):
         everything = self.listing(call.params["workflow"])
         phases = [ex.phase(call.now) for ex in everything]
         page = everything[number * size : (number + 1) * size]
-        data = [
-            {
-                "id": ex.id,
-                "type": "workflow_instances",
-                "attributes": self._attributes(ex, call, with_steps=False),
-            }
-            for ex in page
-        ]
+        data = [self._resource(ex, call, with_steps=False) for ex in page]
         meta = {
-            "page": {"totalCount": len(everything)},
-            "succeededCount": phases.count(SUCCEEDED),
-            "failedCount": phases.count(FAILED),
             "canceledCount": phases.count(CANCELED),
+            "failedCount": phases.count(FAILED),
+            "page": {"totalCount": len(everything), "totalFilteredCount": len(everything)},
+            "succeededCount": phases.count(SUCCEEDED),
         }
         return json_response(200, {"data": data, "meta": meta})
 
@@ -169,8 +239,11 @@ class DatadogApi(VendorApi):
         if phase in TERMINAL:
             raise ApiError(
                 400,
-                f"Workflow instance {ex.id} already finished with status {self.STATUSES[phase]}",
+                f"Workflow instance {ex.id} already finished with status {ex.status(call.now)}",
                 "INSTANCE_ALREADY_FINISHED",
             )
         ex.canceled_mono = call.now
         return json_response(200, {})
+
+    def validate_api_key(self, call: Call) -> web.Response:
+        return json_response(200, {"valid": True})

@@ -32,6 +32,7 @@ from airflow_workflow_provider.testing.emulator.common import (
     json_response,
     log,
 )
+from airflow_workflow_provider.testing.emulator.datadog import VOCABULARIES as DATADOG_VOCABULARIES
 from airflow_workflow_provider.testing.emulator.datadog import DatadogApi
 from airflow_workflow_provider.testing.emulator.faults import (
     FAULTS,
@@ -74,7 +75,9 @@ class WorkflowEmulator:
         self._requested_port = port
         self._lock = self._state.lock
         self._sailpoint = SailPointApi(self._state)
-        apis: tuple[VendorApi, ...] = (DatadogApi(self._state), CloudflareApi(self._state), self._sailpoint)
+        self._datadog = DatadogApi(self._state)
+        self._cloudflare = CloudflareApi(self._state)
+        apis: tuple[VendorApi, ...] = (self._datadog, self._cloudflare, self._sailpoint)
         self._apis = {api.NAME: api for api in apis}
         # Each vendor module lists its own routes; the server only matches them under the vendor's prefix.
         self._routes = {name: api.routes() for name, api in self._apis.items()}
@@ -286,6 +289,31 @@ class WorkflowEmulator:
                     ex.canceled_mono = ex.created_mono + min(base.queued_for, base.duration / 2)
                 ids.append(ex.id)
             return ids
+
+    def set_datadog_vocabulary(self, name: str) -> None:
+        """Which undocumented strings Datadog's success and failure take (``datadog.VOCABULARIES``).
+
+        Datadog has recorded only IN_PROGRESS and CANCELED; instances started from now on use the chosen
+        guess for the rest, instances already started keep theirs.
+        """
+        if name not in DATADOG_VOCABULARIES:
+            raise ValueError(f"unknown Datadog vocabulary {name!r}; expected one of {', '.join(DATADOG_VOCABULARIES)}")
+        with self._lock:
+            self._datadog.vocabulary = DATADOG_VOCABULARIES[name]
+
+    def set_cloudflare_list_cursors(self, enabled: bool) -> None:
+        """Whether Cloudflare's instance list hands out ``result_info.cursor`` (else it pages by ``page=`` only)."""
+        with self._lock:
+            self._cloudflare.list_cursors = bool(enabled)
+
+    def start_cron_instance(
+        self, workflow: str, cron: str = "*/30 * * * *", script: WorkflowScript | None = None
+    ) -> str:
+        """Start a Cloudflare instance as a cron trigger does; its id is ``"<cron>-<scheduled epoch ms>"``."""
+        if script is not None:
+            script.validate()
+        with self._lock:
+            return self._cloudflare.start_cron_instance(workflow, cron, copy.deepcopy(script) if script else None)
 
     def archive_execution(self, vendor: str, execution_id: str) -> None:
         """Forget an execution the way SailPoint's 90-day archive does: it then answers 404."""
