@@ -89,3 +89,20 @@ def test_a_wait_in_the_worker_with_no_timeout_ends(vendor: Vendor) -> None:
         operator._wait_here({}, execution_id)
     # The execution goes on: the provider cannot tell it is over, so it does not cancel it.
     assert vendor.hook().get_execution(vendor.workflow, execution_id).state is not ExecutionState.CANCELED
+
+
+def test_an_inferred_outcome_is_said_in_the_task_log(emulator, set_connection, run_dag, output) -> None:
+    # Datadog documents no success string: under words no map knows, the display name tells, and the log says so.
+    emulator.set_datadog_vocabulary("undocumented")
+    set_connection("datadog")
+    emulator.script("datadog", "wf-inferred", WorkflowScript(duration=0.3))
+    body = (
+        "from airflow_workflow_provider.operators.datadog import DatadogRunWorkflowOperator\n"
+        "DatadogRunWorkflowOperator(task_id='run', workflow='wf-inferred', poll_interval=0.1)\n"
+    )
+
+    result = run_dag("datadog_inferred_outcome", body)
+
+    text = output()
+    assert result.state == "success", text
+    assert "The outcome was inferred, not read" in text and "FINISHED" in text
