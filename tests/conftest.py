@@ -20,8 +20,26 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 from airflow_workflow_provider.hooks.sailpoint import forget_sailpoint_routes
 from airflow_workflow_provider.testing.emulator import EmulatorCredentials, WorkflowEmulator
 
-# Fast retries: the policy is the same, only the waits are short.
-FAST_RETRIES = {"retry_initial_backoff": 0.01, "retry_max_backoff": 0.05, "max_retry_seconds": 20, "read_timeout": 5}
+# Fast retries: the policy is the same, only the waits are short. The rate budget is set far above what any
+# test sends, so that only the tests about rate limits (which set their own) are paced by it.
+FAST_RETRIES = {
+    "retry_initial_backoff": 0.01,
+    "retry_max_backoff": 0.05,
+    "max_retry_seconds": 20,
+    "read_timeout": 5,
+    "rate_limit_requests": 100_000,
+    "rate_limit_period": 1,
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_budgets() -> Iterator[None]:
+    """Each test starts with the process's rate budgets unused (an emulator port may be reused)."""
+    from airflow_workflow_provider.core.ratelimit import BUDGETS
+
+    BUDGETS.clear()
+    yield
+    BUDGETS.clear()
 
 
 @pytest.fixture

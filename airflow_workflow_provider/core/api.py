@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from airflow_workflow_provider.core.errors import (
 )
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, RetryPolicy, Timeouts, parse_retry_after
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
+from airflow_workflow_provider.core.ratelimit import RateBudget, RateLimit, budget_for, rate_limit_from_extra
 from airflow_workflow_provider.core.states import ExecutionState, StatusMap
 from airflow_workflow_provider.core.validation import (
     require_api_path,
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 # the caller's request. Static-header vendors yield once; SailPoint fetches and refreshes a token.
 AuthFlow = Generator[ApiRequest, ApiResponse, ApiResponse]
 REDACTED = "***"
+# Whatever follows "Bearer " is a credential, known to us or not (a token echoed by a proxy).
+BEARER_VALUE = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]+=*")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class ClientSettings:
     base_url: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    #: The connection extra's ``rate_limit_requests`` / ``rate_limit_period`` (e.g. a quota the vendor
+    #: raised for this credential), as given; either may be missing.
+    rate_limit: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> ClientSettings:
@@ -63,10 +70,13 @@ class ClientSettings:
             initial_backoff=_number(extra, "retry_initial_backoff", defaults_r.initial_backoff),
             max_backoff=_number(extra, "retry_max_backoff", defaults_r.max_backoff),
         )
+        rate_limit = {k: extra[k] for k in ("rate_limit_requests", "rate_limit_period") if k in extra}
+        rate_limit_from_extra(rate_limit, RateLimit(1, 1.0))  # refuses a bad value now, before any request
         return cls(
             base_url=require_base_url("extra.base_url", str(base_url)) if base_url else None,
             timeouts=timeouts,
             retry_policy=retry_policy,
+            rate_limit=rate_limit,
         )
 
 
@@ -91,6 +101,8 @@ class VendorApi(ABC):
 
     vendor: ClassVar[str]
     status_map: ClassVar[StatusMap]
+    #: What the vendor documents for one credential; the rate budget starts there.
+    documented_limit: ClassVar[RateLimit]
 
     def __init__(self, *, base_url: str, settings: ClientSettings, secrets: Iterable[str]) -> None:
         self.base_url = base_url
@@ -108,16 +120,26 @@ class VendorApi(ABC):
         """Every credential this client holds, for the secrets masker and the redactor."""
         return self._secrets
 
+    @property
+    def rate_budget(self) -> RateBudget:
+        """The rate budget of this credential at this API, shared by every hook and trigger of the process."""
+        limit = rate_limit_from_extra(self.settings.rate_limit, self.documented_limit)
+        return budget_for(self.vendor, self.base_url, self._secrets, limit)
+
     def secrets_to_mask(self) -> list[str]:
-        """Credentials not yet handed to Airflow's secrets masker (e.g. an OAuth token just fetched)."""
-        fresh = [secret for secret in self.secrets if secret not in self._masked]
+        """The connection's credentials not yet handed to Airflow's secrets masker.
+
+        Only what the connection holds, which lives as long as the process: short-lived tokens
+        (SailPoint's) stay with :meth:`redact`, or the masker would grow with every token lifetime.
+        """
+        fresh = [secret for secret in self._secrets if secret not in self._masked]
         self._masked.update(fresh)
         return fresh
 
     def redact(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
-        return text
+        return BEARER_VALUE.sub(rf"\1{REDACTED}", text)
 
     def auth_headers(self) -> dict[str, str]:
         return {}

@@ -5,6 +5,7 @@ Kept free of heavy imports: operator modules import it while a DAG file is parse
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 EventStatus = Literal["success", "failure", "reached", "timeout", "error"]
@@ -28,3 +29,15 @@ def execution_event(
         "message": message,
         "execution": execution,
     }
+
+
+def next_slot(previous: float, interval: float, now: float) -> float:
+    """The next check on a fixed grid ``previous + k * interval`` that is still ahead of ``now``.
+
+    Waits keep to their grid, in the worker as in the triggerer: a slow answer or a stalled loop
+    delays one check, not every later one; slots missed while waiting for an answer are skipped.
+    """
+    following = previous + interval
+    if following <= now:
+        following += math.ceil((now - following) / interval + 1e-9) * interval
+    return following

@@ -116,21 +116,34 @@ class BaseWorkflowsHook(BaseHook, Generic[ApiT]):
 
     # -- the send step, sync and async (the only two copies) -----------------------------------
 
-    def _call(self, request: ApiRequest, parse: Parser[T], *, retry_policy: RetryPolicy | None = None) -> T:
+    def _call(
+        self, request: ApiRequest, parse: Parser[T], *, retry_policy: RetryPolicy | None = None, patient: bool = False
+    ) -> T:
+        """Send ``request`` (with its auth) and parse the answer, retrying by the policy.
+
+        ``patient``: the call checks on an execution being waited for; throttling slows it down and
+        never fails it (see :class:`RetryPolicy`).
+        """
         api = self.api
-        for attempt in (retry_policy or api.settings.retry_policy).retrying(request, api.vendor):
+        budget = api.rate_budget
+        for attempt in (retry_policy or api.settings.retry_policy).retrying(request, api.vendor, patient=patient):
             with attempt:
-                response = _drive_auth_flow(api.auth_flow(request), lambda r: self._sender.send(api.base_url, r))
+                response = _drive_auth_flow(
+                    api.auth_flow(request), lambda r: self._sender.send(api.base_url, r, budget)
+                )
                 _register_secrets(api.secrets_to_mask())
                 api.raise_for_error(request, response)
                 return parse(request, response)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def _acall(self, request: ApiRequest, parse: Parser[T], api: ApiT) -> T:
+    async def _acall(self, request: ApiRequest, parse: Parser[T], api: ApiT, *, patient: bool = False) -> T:
         sender = AsyncSender(api.vendor, api.settings.timeouts)
-        async for attempt in api.settings.retry_policy.async_retrying(request, api.vendor):
+        budget = api.rate_budget
+        async for attempt in api.settings.retry_policy.async_retrying(request, api.vendor, patient=patient):
             with attempt:
-                response = await _adrive_auth_flow(api.auth_flow(request), lambda r: sender.send(api.base_url, r))
+                response = await _adrive_auth_flow(
+                    api.auth_flow(request), lambda r: sender.send(api.base_url, r, budget)
+                )
                 await _aregister_secrets(api.secrets_to_mask())
                 api.raise_for_error(request, response)
                 return parse(request, response)
@@ -147,14 +160,15 @@ class BaseWorkflowsHook(BaseHook, Generic[ApiT]):
         self.log.info("%s started execution %s of workflow %s", self.api.vendor, execution_id, workflow)
         return execution_id
 
-    def get_execution(self, workflow: str, execution_id: str) -> WorkflowExecution:
+    def get_execution(self, workflow: str, execution_id: str, *, patient: bool = False) -> WorkflowExecution:
+        """The execution as the vendor reports it now; ``patient`` while waiting for it (429s never fail it)."""
         request = self.api.get_request(require_id("workflow", workflow), self.api.check_execution_id(execution_id))
-        return self._call(request, self.api.parse_execution)
+        return self._call(request, self.api.parse_execution, patient=patient)
 
-    async def aget_execution(self, workflow: str, execution_id: str) -> WorkflowExecution:
+    async def aget_execution(self, workflow: str, execution_id: str, *, patient: bool = False) -> WorkflowExecution:
         api = await self.get_async_api()
         request = api.get_request(require_id("workflow", workflow), api.check_execution_id(execution_id))
-        return await self._acall(request, api.parse_execution, api)
+        return await self._acall(request, api.parse_execution, api, patient=patient)
 
     def cancel_execution(self, workflow: str, execution_id: str) -> None:
         """Cancel an execution; one that is already canceled counts as done.

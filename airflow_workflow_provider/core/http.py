@@ -8,13 +8,16 @@ sync and async senders below turn it into bytes on the wire and back into an :cl
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import email.utils
 import json
 import logging
 import random
+import threading
+import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,7 @@ from airflow_workflow_provider.core.errors import (
     ServerError,
     WorkflowTransportError,
 )
+from airflow_workflow_provider.core.ratelimit import RateBudget, RateLimit
 
 if TYPE_CHECKING:
     import aiohttp
@@ -124,6 +128,10 @@ class RetryPolicy:
     and in total time. A request that is not idempotent (starting an execution) is retried only
     when it provably did not reach the server: the connection could not be opened, or the
     vendor's rate limiter turned it away with 429.
+
+    A *patient* call (checking on an execution while waiting for it) is never failed by
+    throttling: its 429s are waited out and counted neither as attempts nor as elapsed time, so
+    only errors that retrying cannot fix (or the wait's own timeout) end a wait.
     """
 
     max_attempts: int = 5
@@ -153,9 +161,32 @@ class RetryPolicy:
         backoff = tenacity.wait_exponential_jitter(initial=self.initial_backoff, max=self.max_backoff)
         return backoff(retry_state)
 
-    def _arguments(self, request: ApiRequest, vendor: str) -> dict[str, Any]:
+    def _stop(self, patient: bool) -> Any:
+        bounded = tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_before_delay(self.max_elapsed)
+        if not patient:
+            return bounded
+        failures = 0
+        since: float | None = None  # start of the stretch since the last 429 (None: the call's start)
+
+        def stop(retry_state: tenacity.RetryCallState) -> bool:
+            nonlocal failures, since
+            outcome = retry_state.outcome
+            if outcome is not None and isinstance(outcome.exception(), RateLimitedError):
+                since = time.monotonic()  # throttling is waited out: neither an attempt nor elapsed time
+                return False
+            failures += 1
+            elapsed = time.monotonic() - (retry_state.start_time if since is None else since)
+            return failures >= self.max_attempts or elapsed >= self.max_elapsed
+
+        return stop
+
+    def _arguments(self, request: ApiRequest, vendor: str, patient: bool = False) -> dict[str, Any]:
         def log_retry(retry_state: tenacity.RetryCallState) -> None:
             outcome = retry_state.outcome
+            if patient and outcome is not None and isinstance(outcome.exception(), RateLimitedError):
+                # The rate budget told the log once; a wait slowed by throttling is not news each time.
+                log.debug("%s; waiting %.1f s", outcome.exception(), retry_state.upcoming_sleep)
+                return
             log.warning(
                 "%s; retrying in %.1f s (attempt %d of %d)",
                 outcome.exception() if outcome is not None else f"{vendor} {request.operation} failed",
@@ -166,17 +197,119 @@ class RetryPolicy:
 
         return {
             "retry": tenacity.retry_if_exception(lambda exc: self.is_retryable(exc, request)),
-            "stop": tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_before_delay(self.max_elapsed),
+            "stop": self._stop(patient),
             "wait": self._wait,
             "before_sleep": log_retry,
             "reraise": True,
         }
 
-    def retrying(self, request: ApiRequest, vendor: str) -> tenacity.Retrying:
-        return tenacity.Retrying(**self._arguments(request, vendor))
+    def retrying(self, request: ApiRequest, vendor: str, *, patient: bool = False) -> tenacity.Retrying:
+        return tenacity.Retrying(**self._arguments(request, vendor, patient))
 
-    def async_retrying(self, request: ApiRequest, vendor: str) -> tenacity.AsyncRetrying:
-        return tenacity.AsyncRetrying(**self._arguments(request, vendor))
+    def async_retrying(self, request: ApiRequest, vendor: str, *, patient: bool = False) -> tenacity.AsyncRetrying:
+        return tenacity.AsyncRetrying(**self._arguments(request, vendor, patient))
+
+
+def _header_number(response: ApiResponse, name: str) -> float | None:
+    value = response.header(name)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def report_to_budget(budget: RateBudget | None, response: ApiResponse) -> None:
+    """Tell the credential's rate budget what this answer says about the vendor's limit.
+
+    ``Retry-After`` on a 429, else ``X-RateLimit-Reset`` (Datadog's clients wait that); on other
+    answers ``X-RateLimit-Remaining`` / ``-Reset`` / ``-Limit`` / ``-Period`` where the vendor sends them.
+    """
+    if budget is None:
+        return
+    if response.status == 429:
+        retry_after = parse_retry_after(response.header("Retry-After"))
+        if retry_after is None:
+            retry_after = _header_number(response, "X-RateLimit-Reset")
+        budget.throttled_answer(retry_after)
+        return
+    remaining = _header_number(response, "X-RateLimit-Remaining")
+    reset = _header_number(response, "X-RateLimit-Reset")
+    limit, period = _header_number(response, "X-RateLimit-Limit"), _header_number(response, "X-RateLimit-Period")
+    budget.answered(
+        None if remaining is None else int(remaining),
+        reset,
+        RateLimit(int(limit), period) if limit and period else None,
+    )
+
+
+class SingleFlight:
+    """Callers of one process asking the same thing at once share one request and its answer.
+
+    Keyed by ``ApiRequest.context["single_flight"]`` (SailPoint's token request: a triggerer starting
+    hundreds of triggers at once must not fetch hundreds of tokens). Works across threads (sync
+    stack) and coroutines (async stack), as each caller waits on one ``concurrent.futures.Future``.
+    A successful answer is also handed to callers arriving with the same key after it landed (the
+    key says what they had seen, e.g. the token cache's generation); it is forgotten ``keep_for``
+    seconds later.
+    """
+
+    def __init__(self, keep_for: float = 60.0) -> None:
+        self.keep_for = keep_for
+        self._lock = threading.Lock()
+        # key -> (the call, when it succeeded or None while in flight)
+        self._calls: dict[Any, tuple[concurrent.futures.Future[ApiResponse], float | None]] = {}
+
+    def _join(self, key: Any) -> tuple[concurrent.futures.Future[ApiResponse], bool]:
+        """The call to wait for, and whether this caller must make it."""
+        now = time.monotonic()
+        with self._lock:
+            for old in [
+                k for k, (_, ended) in self._calls.items() if ended is not None and now - ended > self.keep_for
+            ]:
+                del self._calls[old]
+            if key in self._calls:
+                return self._calls[key][0], False
+            future: concurrent.futures.Future[ApiResponse] = concurrent.futures.Future()
+            self._calls[key] = (future, None)
+            return future, True
+
+    def _settle(self, key: Any, future: concurrent.futures.Future[ApiResponse], outcome: Any) -> None:
+        with self._lock:
+            if isinstance(outcome, BaseException):
+                del self._calls[key]  # a failure is not handed to later callers: they try afresh
+            else:
+                self._calls[key] = (future, time.monotonic())
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def call(self, key: Any, send: Callable[[], ApiResponse]) -> ApiResponse:
+        future, leader = self._join(key)
+        if not leader:
+            return future.result()
+        try:
+            response = send()
+        except BaseException as exc:
+            self._settle(key, future, exc)
+            raise
+        self._settle(key, future, response)
+        return response
+
+    async def acall(self, key: Any, send: Callable[[], Awaitable[ApiResponse]]) -> ApiResponse:
+        future, leader = self._join(key)
+        if not leader:
+            return await asyncio.wrap_future(future)
+        try:
+            response = await send()
+        except BaseException as exc:
+            self._settle(key, future, exc)
+            raise
+        self._settle(key, future, response)
+        return response
+
+
+SINGLE_FLIGHT = SingleFlight()
 
 
 def _request_arguments(base_url: str, request: ApiRequest) -> dict[str, Any]:
@@ -222,7 +355,20 @@ class SyncSender:
     def close(self) -> None:
         self.session.close()
 
-    def send(self, base_url: str, request: ApiRequest) -> ApiResponse:
+    def send(self, base_url: str, request: ApiRequest, budget: RateBudget | None = None) -> ApiResponse:
+        key = request.context.get("single_flight")
+        if key is not None:
+            return SINGLE_FLIGHT.call(key, lambda: self._budgeted_send(base_url, request, budget))
+        return self._budgeted_send(base_url, request, budget)
+
+    def _budgeted_send(self, base_url: str, request: ApiRequest, budget: RateBudget | None) -> ApiResponse:
+        if budget is not None:
+            budget.wait_turn()
+        response = self._send(base_url, request)
+        report_to_budget(budget, response)
+        return response
+
+    def _send(self, base_url: str, request: ApiRequest) -> ApiResponse:
         try:
             answer = self.session.request(
                 **_request_arguments(base_url, request), timeout=(self.timeouts.connect, self.timeouts.read)
@@ -325,7 +471,20 @@ class AsyncSender:
         self.vendor = vendor
         self.timeouts = timeouts
 
-    async def send(self, base_url: str, request: ApiRequest) -> ApiResponse:
+    async def send(self, base_url: str, request: ApiRequest, budget: RateBudget | None = None) -> ApiResponse:
+        key = request.context.get("single_flight")
+        if key is not None:
+            return await SINGLE_FLIGHT.acall(key, lambda: self._budgeted_send(base_url, request, budget))
+        return await self._budgeted_send(base_url, request, budget)
+
+    async def _budgeted_send(self, base_url: str, request: ApiRequest, budget: RateBudget | None) -> ApiResponse:
+        if budget is not None:
+            await budget.await_turn()
+        response = await self._send(base_url, request)
+        report_to_budget(budget, response)
+        return response
+
+    async def _send(self, base_url: str, request: ApiRequest) -> ApiResponse:
         import aiohttp
 
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeouts.connect, sock_read=self.timeouts.read)

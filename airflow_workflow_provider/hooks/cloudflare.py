@@ -19,6 +19,7 @@ from airflow_workflow_provider.core.errors import ErrorDetails, InvalidResponseE
 from airflow_workflow_provider.core.hook import BaseWorkflowsHook, ignore_body
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
+from airflow_workflow_provider.core.ratelimit import RateLimit
 from airflow_workflow_provider.core.states import ExecutionState as S
 from airflow_workflow_provider.core.states import StatusMap
 from airflow_workflow_provider.core.validation import (
@@ -130,6 +131,8 @@ def _utc_iso(field: str, value: Any) -> str:
 class CloudflareApi(VendorApi):
     vendor = "Cloudflare"
     status_map = CLOUDFLARE_STATUSES
+    # https://developers.cloudflare.com/fundamentals/api/reference/limits/ : 1,200 requests per 5 minutes per user.
+    documented_limit = RateLimit(1200, 300.0)
 
     def __init__(
         self, *, account_id: str | None, api_token: str | None, email: str | None = None, settings: ClientSettings

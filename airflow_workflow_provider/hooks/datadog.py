@@ -21,6 +21,7 @@ from airflow_workflow_provider.core.errors import ErrorDetails, WorkflowApiError
 from airflow_workflow_provider.core.hook import BaseWorkflowsHook
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, parse_retry_after
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
+from airflow_workflow_provider.core.ratelimit import RateLimit
 from airflow_workflow_provider.core.states import ExecutionState, StatusMap
 from airflow_workflow_provider.core.states import ExecutionState as S
 from airflow_workflow_provider.core.validation import path_segment, require_int_in_range
@@ -179,6 +180,9 @@ def normalize_site(value: str | None) -> str:
 class DatadogApi(VendorApi):
     vendor = "Datadog"
     status_map = DATADOG_STATUSES
+    # Datadog publishes no number for these endpoints: every answer announces the limit in
+    # X-RateLimit-Limit / -Period, which the rate budget adopts from the first answer on.
+    documented_limit = RateLimit(600, 60.0)
     check_target_may_be_missing = True
 
     def __init__(

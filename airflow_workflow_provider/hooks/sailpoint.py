@@ -42,6 +42,7 @@ from airflow_workflow_provider.core.errors import (
 from airflow_workflow_provider.core.hook import BaseWorkflowsHook, ignore_body
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
+from airflow_workflow_provider.core.ratelimit import RateLimit
 from airflow_workflow_provider.core.states import ExecutionState as S
 from airflow_workflow_provider.core.states import StatusMap
 from airflow_workflow_provider.core.validation import path_segment, require_choice, require_id, require_int_in_range
@@ -54,6 +55,12 @@ MAX_LIMIT = 250
 START_MODES = ("external", "test")
 # Refresh the token a little before it expires, so that no request carries one that expires in flight.
 TOKEN_REFRESH_MARGIN = 60.0
+# A token that lives no longer than the margin is refused: every call would need a new one.
+# What an OAuth 2.0 Bearer token may hold (RFC 6750 b64token): anything else could end up in an error
+# message of the HTTP library that refuses it as a header value.
+BEARER_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+# Used when a token answer leaves out expires_in (SailPoint's tokens live 749 s).
+DEFAULT_TOKEN_LIFETIME = 300.0
 
 SAILPOINT_STATUSES = StatusMap(
     "SailPoint",
@@ -78,27 +85,35 @@ class _TokenCache:
     """OAuth tokens shared by every client of one process, per (API, client id, secret).
 
     A triggerer runs many SailPoint triggers, each with its own hook: sharing the token means one
-    token request per client per token lifetime, not one per trigger (and one new pattern for the
-    secrets masker, not hundreds).
+    token request per client per token lifetime, not one per trigger. The token before the current
+    one is kept too, for the redactor only: a request sent with it may still be answered.
     """
 
     def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._tokens: dict[tuple[str, str, str], tuple[str, float, str | None]] = {}
+        # How many tokens were stored per key: callers that found none in one generation share one fetch.
+        self._generations: dict[tuple[str, str, str], int] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, str]) -> str | None:
+    def get(self, key: tuple[str, str, str]) -> tuple[str | None, int]:
+        """The token if still fresh, and the generation it was looked up in."""
         with self._lock:
-            token, expires_at = self._tokens.get(key, ("", 0.0))
-        return token if token and time.monotonic() < expires_at else None
+            token, expires_at, _ = self._tokens.get(key, ("", 0.0, None))
+            generation = self._generations.get(key, 0)
+        return (token if token and time.monotonic() < expires_at else None), generation
 
-    def peek(self, key: tuple[str, str, str]) -> str | None:
-        """The token even if expired: it must stay known to the redactor."""
+    def known(self, key: tuple[str, str, str]) -> tuple[str, ...]:
+        """The current and the previous token, even if expired: they must stay known to the redactor."""
         with self._lock:
-            return self._tokens.get(key, ("", 0.0))[0] or None
+            token, _, previous = self._tokens.get(key, ("", 0.0, None))
+        return tuple(t for t in (token, previous) if t)
 
     def store(self, key: tuple[str, str, str], token: str, expires_at: float) -> None:
         with self._lock:
-            self._tokens[key] = (token, expires_at)
+            current = self._tokens.get(key)
+            previous = current[0] if current and current[0] != token else (current[2] if current else None)
+            self._tokens[key] = (token, expires_at, previous)
+            self._generations[key] = self._generations.get(key, 0) + 1
 
 
 _TOKENS = _TokenCache()
@@ -179,6 +194,8 @@ USER = "user"
 class SailPointApi(VendorApi):
     vendor = "SailPoint"
     status_map = SAILPOINT_STATUSES
+    # https://developer.sailpoint.com/docs/api/rate-limit : 100 requests per 10 s per client id (and API version).
+    documented_limit = RateLimit(100, 10.0)
 
     def __init__(
         self,
@@ -225,14 +242,33 @@ class SailPointApi(VendorApi):
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        tokens = {_TOKENS.peek(self.trigger_client.token_key), _TOKENS.peek(self.user_client.token_key)}
-        return (*self._secrets, *sorted(token for token in tokens if token))
+        """The client secrets and each client's current and previous access tokens, for the redactor.
+
+        Only the client secrets go to Airflow's secrets masker: every token added there is one more
+        pattern in one regex, recompiled on each addition and kept for the life of the process, so a
+        triggerer running for months would hold one per token lifetime (~12 minutes). Tokens are
+        kept out of log lines and errors by this redactor instead (and by its ``Bearer`` pattern).
+        """
+        tokens = dict.fromkeys(
+            (*_TOKENS.known(self.user_client.token_key), *_TOKENS.known(self.trigger_client.token_key))
+        )
+        return (*self._secrets, *tokens)
 
     # -- OAuth client credentials, cached until shortly before expires_in -------------------------
 
     # POST /oauth/token  grant_type=client_credentials
-    def token_request(self, client: OAuthClient | None = None) -> ApiRequest:
+    def token_request(
+        self, client: OAuthClient | None = None, generation: int = -1, replacing: str | None = None
+    ) -> ApiRequest:
+        """The token request; callers of one process that need a token at once share one (single flight).
+
+        ``generation``: how many tokens the cache had stored when this caller found none fresh; callers
+        of one generation share one answer, a later one (the token expired meanwhile) fetches anew.
+        ``replacing``: the token the vendor refused; a refresh after a 401 is not served the answer
+        that brought that very token.
+        """
         client = client or self.user_client
+        refused = hashlib.sha256(replacing.encode()).hexdigest() if replacing else None
         return self.request(
             "get_token",
             "POST",
@@ -242,7 +278,7 @@ class SailPointApi(VendorApi):
                 "client_id": client.client_id,
                 "client_secret": client.client_secret,
             },
-            context={CLIENT_ROLE: client.role},
+            context={CLIENT_ROLE: client.role, "single_flight": (*client.token_key, generation, refused)},
         )
 
     def _store_token(self, client: OAuthClient, request: ApiRequest, response: ApiResponse) -> str:
@@ -256,22 +292,41 @@ class SailPointApi(VendorApi):
                 status_code=response.status,
                 message="no access_token in the answer",
             )
-        lifetime = float(expires_in) if isinstance(expires_in, (int, float)) else 300.0
-        _TOKENS.store(client.token_key, token, time.monotonic() + lifetime - min(TOKEN_REFRESH_MARGIN, lifetime / 10))
+        if not BEARER_TOKEN_PATTERN.match(token):
+            raise InvalidResponseError(
+                vendor=self.vendor,
+                operation="get_token",
+                status_code=response.status,
+                message="the access_token holds characters a Bearer token cannot hold",
+            )
+        if expires_in is None:
+            expires_in = DEFAULT_TOKEN_LIFETIME
+        usable = isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool)
+        if not usable or expires_in <= TOKEN_REFRESH_MARGIN:
+            raise InvalidResponseError(
+                vendor=self.vendor,
+                operation="get_token",
+                status_code=response.status,
+                message=(
+                    f"the token's expires_in ({expires_in!r}) is not above the {TOKEN_REFRESH_MARGIN:g} s refresh "
+                    "margin: every call would need a new token. Check the access token validity of the OAuth client"
+                ),
+            )
+        _TOKENS.store(client.token_key, token, time.monotonic() + float(expires_in) - TOKEN_REFRESH_MARGIN)
         return token
 
     def client_for(self, request: ApiRequest) -> OAuthClient:
         return self.trigger_client if request.context.get(CLIENT_ROLE) == TRIGGER else self.user_client
 
     def _authorized(self, client: OAuthClient, request: ApiRequest) -> AuthFlow:
-        token = _TOKENS.get(client.token_key)
+        token, generation = _TOKENS.get(client.token_key)
         if token is None:
-            token_request = self.token_request(client)
+            token_request = self.token_request(client, generation)
             token = self._store_token(client, token_request, (yield token_request))
         response = yield request.with_headers({"Authorization": f"Bearer {token}"})
         if response.status == 401:
             # The token was revoked or expired early: fetch a new one, once.
-            token_request = self.token_request(client)
+            token_request = self.token_request(client, _TOKENS.get(client.token_key)[1], replacing=token)
             token = self._store_token(client, token_request, (yield token_request))
             response = yield request.with_headers({"Authorization": f"Bearer {token}"})
         return response

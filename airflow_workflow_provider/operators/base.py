@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import AirflowTaskTimeout, BaseOperator
 
 from airflow_workflow_provider._compat import ResumableJobMixin
 from airflow_workflow_provider.core.errors import WorkflowExecutionFailed, WorkflowInputError, WorkflowWaitTimeout
+from airflow_workflow_provider.core.events import next_slot
 from airflow_workflow_provider.core.states import (
     UNKNOWN_STATE_LIMIT,
     ExecutionState,
@@ -110,15 +111,19 @@ class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
         return min(candidates) if candidates else None
 
     def _wait_here(self, context: Context, execution_id: str) -> dict[str, Any]:
-        """Poll from the worker until the execution ends, logging every state change."""
+        """Poll from the worker until the execution ends, logging every state change.
+
+        Checks keep to a fixed grid, as the trigger's do: a slow answer (or one slowed by the
+        vendor's rate limit) delays that check, not every later one.
+        """
         deadline = self._deadline(context)
-        started = time.monotonic()
+        started = next_check = time.monotonic()
         last: ExecutionState | None = None
         stop_at = {ExecutionState(s) for s in self.stop_states}
         unreadable = UnknownStateClock(self.unknown_state_limit)
         try:
             while True:
-                execution = self.hook.get_execution(self.workflow, execution_id)
+                execution = self.hook.get_execution(self.workflow, execution_id, patient=True)
                 if execution.state is not last:
                     self.log.info(
                         "%s execution %s is %s (%s) after %.0f s",
@@ -145,12 +150,11 @@ class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
                         f"after the wait timed out"
                         + ("; it was canceled" if self.cancel_on_kill else "; it goes on running")
                     )
-                sleep_for = (
-                    self.poll_interval
-                    if deadline is None
-                    else max(0.0, min(self.poll_interval, deadline - time.time()))
-                )
-                time.sleep(sleep_for)
+                next_check = next_slot(next_check, self.poll_interval, time.monotonic())
+                sleep_for = next_check - time.monotonic()
+                if deadline is not None:
+                    sleep_for = min(sleep_for, deadline - time.time())
+                time.sleep(max(0.0, sleep_for))
         except AirflowTaskTimeout:
             # execution_timeout struck in the middle of the wait: do not leave the execution running.
             self._cancel_after_timeout(execution_id)
@@ -158,7 +162,7 @@ class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
 
     def _defer(self, context: Context, execution_id: str) -> dict[str, Any]:
         """Check once (an execution that already ended needs no trigger), then hand the wait to the triggerer."""
-        execution = self.hook.get_execution(self.workflow, execution_id)
+        execution = self.hook.get_execution(self.workflow, execution_id, patient=True)
         if execution.is_terminal or execution.state.value in self.stop_states:
             return self._outcome(execution)
         deadline = self._deadline(context)

@@ -103,7 +103,7 @@ class BaseWorkflowExecutionSensor(ExecutionFollower, BaseSensorOperator):
         if not self._published:
             self._publish(context, self.execution_id)
             self._published = True
-        execution = self.hook.get_execution(self.workflow, self.execution_id)
+        execution = self.hook.get_execution(self.workflow, self.execution_id, patient=True)
         self.log.info("%s execution %s is %s", execution.vendor, execution.id, execution.state.value)
         if execution.is_terminal or execution.state.value in self.stop_states:
             return PokeReturnValue(is_done=True, xcom_value=self._outcome(execution))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_workflow_provider.core.events import EventStatus, execution_event
+from airflow_workflow_provider.core.events import EventStatus, execution_event, next_slot
 from airflow_workflow_provider.core.states import (
     UNKNOWN_STATE_LIMIT,
     ExecutionState,
@@ -103,7 +102,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
                 wait = next_check - time.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                execution = await hook.aget_execution(self.workflow, self.execution_id)
+                execution = await hook.aget_execution(self.workflow, self.execution_id, patient=True)
                 if execution.is_terminal:
                     status: EventStatus = "success" if execution.succeeded else "failure"
                     message = f"execution {self.execution_id} ended {execution.state.value}"
@@ -129,9 +128,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
                     )
                     return
                 self.log.debug("execution %s is %s", self.execution_id, execution.state.value)
-                next_check += self.poll_interval
-                if next_check <= now:  # slots missed while waiting for an answer: take the next one
-                    next_check += math.ceil((now - next_check) / self.poll_interval + 1e-9) * self.poll_interval
+                next_check = next_slot(next_check, self.poll_interval, now)
                 if self.deadline is not None:
                     next_check = min(next_check, self.deadline)
         except WorkflowProviderError as exc:

@@ -6,11 +6,16 @@ import time
 
 import pytest
 
-from airflow_workflow_provider.core.errors import BadRequestError, NotFoundError, WorkflowInputError
+from airflow_workflow_provider.core.errors import (
+    BadRequestError,
+    InvalidResponseError,
+    NotFoundError,
+    WorkflowInputError,
+)
 from airflow_workflow_provider.core.states import ExecutionState
 from airflow_workflow_provider.hooks.cloudflare import CloudflareWorkflowsHook
 from airflow_workflow_provider.hooks.datadog import DatadogWorkflowsHook
-from airflow_workflow_provider.hooks.sailpoint import SailPointWorkflowsHook
+from airflow_workflow_provider.hooks.sailpoint import TOKEN_REFRESH_MARGIN, SailPointWorkflowsHook
 from airflow_workflow_provider.testing.emulator import WorkflowScript
 
 
@@ -136,7 +141,7 @@ def test_sailpoint_token_is_cached_and_refreshed_once_on_401(emulator, set_conne
 
 
 def test_sailpoint_token_is_refreshed_before_it_expires(emulator, set_connection) -> None:
-    emulator.credentials.sailpoint_token_ttl = 1.0
+    emulator.credentials.sailpoint_token_ttl = TOKEN_REFRESH_MARGIN + 1.0  # kept for 1 s
     set_connection("sailpoint")
     hook = SailPointWorkflowsHook()
     execution_id = hook.start_execution("wf")
@@ -147,6 +152,16 @@ def test_sailpoint_token_is_refreshed_before_it_expires(emulator, set_connection
     tokens = [r for r in emulator.requests if r.operation == "token"]
     gets = [r for r in emulator.requests if r.operation == "get"]
     assert len(tokens) == 2 and all(r.status == 200 for r in gets)
+
+
+@pytest.mark.parametrize("ttl", [TOKEN_REFRESH_MARGIN, 1.0, 0])
+def test_sailpoint_token_living_no_longer_than_the_refresh_margin_is_refused(emulator, set_connection, ttl) -> None:
+    """Such a token would need a token request before every call: refused, with the reason."""
+    emulator.credentials.sailpoint_token_ttl = ttl
+    set_connection("sailpoint", max_attempts=1)
+    with pytest.raises(InvalidResponseError, match=r"expires_in .* refresh margin"):
+        SailPointWorkflowsHook().start_execution("wf")
+    assert [r.operation for r in emulator.requests] == ["token"]
 
 
 def test_sailpoint_bad_client_secret(emulator, set_connection) -> None:
