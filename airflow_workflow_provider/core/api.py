@@ -180,6 +180,19 @@ class VendorApi(ABC):
     def execution_url(self, workflow: str, execution_id: str) -> str:
         """Where a person sees the execution in the vendor's UI."""
 
+    #: Whether a list item says all a GET would (output, error): then the poller needs no GET for an
+    #: execution a list showed ended.
+    list_items_are_complete: ClassVar[bool] = False
+
+    def status_listing(self, vendor_status: str | None) -> dict[str, Any] | None:
+        """List filters that find executions in ``vendor_status`` (None: just started), for the coalesced poller.
+
+        The poller learns many statuses per request this way. Executions whose status is unknown are
+        the newest, found at the top of an unfiltered list (every vendor lists newest first). None:
+        the list cannot tell (the poller then asks each execution's GET).
+        """
+        return None
+
     def failure_detail_request(self, execution: WorkflowExecution) -> ApiRequest | None:
         """A further call that tells why ``execution`` failed, for vendors whose status alone does not."""
         return None

@@ -31,6 +31,24 @@ def execution_event(
     }
 
 
+def batch_event(
+    status: EventStatus,
+    *,
+    workflow: str,
+    execution_ids: list[str],
+    message: str,
+    executions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The event of a trigger following several executions (a Cloudflare batch): one summary each."""
+    return {
+        "status": status,
+        "workflow": workflow,
+        "execution_ids": list(execution_ids),
+        "message": message,
+        "executions": executions,
+    }
+
+
 def next_slot(previous: float, interval: float, now: float) -> float:
     """The next check on a fixed grid ``previous + k * interval`` that is still ahead of ``now``.
 

@@ -21,7 +21,7 @@ from airflow_workflow_provider.core.errors import (
     WorkflowTransportError,
 )
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, AsyncSender, RetryPolicy, SyncSender
-from airflow_workflow_provider.core.models import WorkflowExecution
+from airflow_workflow_provider.core.models import Page, WorkflowExecution
 from airflow_workflow_provider.core.states import ExecutionState
 from airflow_workflow_provider.core.validation import require_id, require_json_object
 
@@ -221,6 +221,14 @@ class BaseWorkflowsHook(BaseHook, Generic[ApiT]):
             if page.next_page is None:
                 return
             request = self.api.list_request(workflow, page.next_page, filters)
+
+    async def alist_executions_page(
+        self, workflow: str, filters: Mapping[str, Any], page: Any = None, *, patient: bool = False
+    ) -> Page:
+        """One page of ``list_executions``, for the coalesced poller (``page`` None for the first)."""
+        api = await self.get_async_api()
+        request = api.list_request(require_id("workflow", workflow), page, filters)
+        return await self._acall(request, api.parse_list, api, patient=patient)
 
     def execution_url(self, workflow: str, execution_id: str) -> str:
         return self.api.execution_url(workflow, execution_id)

@@ -15,7 +15,7 @@ import pendulum
 
 from airflow_workflow_provider.connection_forms import CLOUDFLARE
 from airflow_workflow_provider.core.api import ClientSettings, VendorApi, object_at, require_mapping, require_secret
-from airflow_workflow_provider.core.errors import ErrorDetails, InvalidResponseError, WorkflowInputError
+from airflow_workflow_provider.core.errors import ErrorDetails, InvalidResponseError, NotFoundError, WorkflowInputError
 from airflow_workflow_provider.core.hook import BaseWorkflowsHook, ignore_body
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
@@ -359,6 +359,11 @@ class CloudflareApi(VendorApi):
             },
         )
 
+    def status_listing(self, vendor_status: str | None) -> dict[str, Any] | None:
+        if vendor_status is None:
+            return {"per_page": MAX_PER_PAGE}
+        return {"status": vendor_status, "per_page": MAX_PER_PAGE} if vendor_status in LIST_STATUSES else None
+
     def parse_list(self, request: ApiRequest, response: ApiResponse) -> Page:
         body = require_mapping(response, response.json(), "instance list")
         items = [item for item in body.get("result") or [] if isinstance(item, dict)]
@@ -461,9 +466,34 @@ class CloudflareWorkflowsHook(BaseWorkflowsHook[CloudflareApi]):
     # -- Cloudflare's instance controls ------------------------------------------------------------
 
     def start_executions_batch(self, workflow: str, instances: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Create several instances in one call; returns their ids in the order given."""
+        """Create several instances in one call; returns their ids in the order given.
+
+        With ids chosen by the caller, every one of them is returned, whatever the answer leaves out:
+        Cloudflare skips ids that already exist (a retry resending its batch, or a lost answer resent)
+        and does not list them. Each id left out is confirmed to exist (else the error says so), so that
+        a retry follows every instance it asked for instead of succeeding without waiting.
+        """
         request = self.api.batch_start_request(require_id("workflow", workflow), instances)
         ids = self._call(request, self.api.parse_batch_start)
+        asked = request.context.get("caller_ids")
+        if asked:
+            omitted = [i for i in asked if i not in set(ids)]
+            for instance_id in omitted:
+                try:
+                    self.get_execution(workflow, instance_id)
+                except NotFoundError as exc:
+                    raise InvalidResponseError(
+                        vendor=self.api.vendor,
+                        operation=request.operation,
+                        message=f"the batch answer left out instance {instance_id}, which does not exist either",
+                    ) from exc
+            if omitted:
+                self.log.info(
+                    "Cloudflare: %d of the %d instance ids existed already (an earlier try made them); following them",
+                    len(omitted),
+                    len(asked),
+                )
+            ids = list(asked)
         self.log.info("Cloudflare started %d instances of workflow %s", len(ids), workflow)
         return ids
 

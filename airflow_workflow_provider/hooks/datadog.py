@@ -284,6 +284,10 @@ class DatadogApi(VendorApi):
             context={"workflow": workflow, "page": number, "size": size},
         )
 
+    def status_listing(self, vendor_status: str | None) -> dict[str, Any] | None:
+        # No status filter: the whole list, newest first, 100 a page; the poller stops once it saw its executions.
+        return {"page_size": MAX_PAGE_SIZE}
+
     def parse_list(self, request: ApiRequest, response: ApiResponse) -> Page:
         body = require_mapping(response, response.json(), "instance list")
         items = [item for item in body.get("data") or [] if isinstance(item, dict)]

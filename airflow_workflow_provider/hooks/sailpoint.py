@@ -544,6 +544,14 @@ class SailPointApi(VendorApi):
             context={"workflow": workflow, "offset": offset, "limit": limit},
         )
 
+    # The list answers WorkflowExecution objects, the same model as GET /workflow-executions/{id}.
+    list_items_are_complete = True
+
+    def status_listing(self, vendor_status: str | None) -> dict[str, Any] | None:
+        if vendor_status is None:
+            return {"limit": MAX_LIMIT}
+        return {"status": vendor_status, "limit": MAX_LIMIT} if vendor_status in LIST_STATUSES else None
+
     def parse_list(self, request: ApiRequest, response: ApiResponse) -> Page:
         body = response.json()
         if not isinstance(body, list):

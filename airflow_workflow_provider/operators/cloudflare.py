@@ -7,9 +7,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_workflow_provider.core.errors import WorkflowExecutionFailed, WorkflowInputError, WorkflowWaitTimeout
+from airflow_workflow_provider.core.events import next_slot
+from airflow_workflow_provider.core.states import ExecutionState
 from airflow_workflow_provider.core.validation import require_choice
 from airflow_workflow_provider.links import EXECUTION_URL_KEY, CloudflareWorkflowInstanceLink
 from airflow_workflow_provider.operators.base import (
@@ -167,13 +169,18 @@ class CloudflareRunWorkflowBatchOperator(VendorConnection["CloudflareWorkflowsHo
 
     :param payloads: one ``params`` object per instance. Templated.
     :param instance_ids: optional ids, one per payload. By default (Airflow 3.3+) they are derived from
-        the task run, so that a retry attaches to the instances an earlier try created.
+        the task run, so that a retry attaches to the instances an earlier try created (Cloudflare
+        skips ids that exist already; the operator follows every id it asked for all the same).
+    :param deferrable: wait in the triggerer: one trigger follows every instance, through the
+        triggerer's coalesced poller (a listing page or two per interval instead of a GET per instance).
+    :param cancel_on_kill: terminate the instances still running when the task is killed or times out.
     """
 
     template_fields: Sequence[str] = ("workflow", "payloads", "instance_ids", "cloudflare_conn_id")
     hook_class_path = HOOK
     conn_name_attr = "cloudflare_conn_id"
     template_fields_renderers = {"payloads": "json"}
+    trigger_class_path = "airflow_workflow_provider.triggers.cloudflare.CloudflareWorkflowBatchTrigger"
 
     def __init__(
         self,
@@ -184,6 +191,8 @@ class CloudflareRunWorkflowBatchOperator(VendorConnection["CloudflareWorkflowsHo
         wait_for_completion: bool = True,
         poll_interval: float = 10.0,
         timeout: float | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        cancel_on_kill: bool = True,
         cloudflare_conn_id: str = DEFAULT_CONN,
         **kwargs: Any,
     ) -> None:
@@ -192,6 +201,10 @@ class CloudflareRunWorkflowBatchOperator(VendorConnection["CloudflareWorkflowsHo
         self.cloudflare_conn_id = cloudflare_conn_id
         self.wait_for_completion = wait_for_completion
         self.poll_interval, self.timeout = checked_wait_settings(poll_interval, timeout)
+        self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
+        self._started: list[str] = []
+        self._ended: set[str] = set()
 
     def _ids(self, context: Context, hook: Any) -> list[str] | None:
         if self.instance_ids is not None:
@@ -229,27 +242,102 @@ class CloudflareRunWorkflowBatchOperator(VendorConnection["CloudflareWorkflowsHo
         ids = self._ids(context, hook)
         items = [{"params": p, **({"instance_id": ids[i]} if ids else {})} for i, p in enumerate(self.payloads)]
         started = hook.start_executions_batch(self.workflow, items)
+        self._started = started
         context["ti"].xcom_push(key="execution_ids", value=started)
         if not self.wait_for_completion:
             return [{"id": i} for i in started]
+        if self.deferrable:
+            self._defer(started)
         return self._wait_all(hook, started)
 
+    def _deadline(self) -> float | None:
+        return None if self.timeout is None else time.time() + self.timeout
+
+    def _defer(self, ids: list[str]) -> None:
+        from importlib import import_module
+
+        module, _, name = self.trigger_class_path.rpartition(".")
+        trigger = getattr(import_module(module), name)(
+            cloudflare_conn_id=self.cloudflare_conn_id,
+            workflow=self.workflow,
+            execution_ids=ids,
+            poll_interval=self.poll_interval,
+            deadline=self._deadline(),
+            cancel_on_kill=self.cancel_on_kill,
+            # Just created: the first look is worth one interval's wait.
+            first_check_at=time.time() + self.poll_interval,
+        )
+        self.log.info("%d Cloudflare instances of %s started; deferring the wait", len(ids), self.workflow)
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Back from the triggerer: every instance's outcome, or the failure naming the failed ones."""
+        status, ids = event.get("status"), list(event.get("execution_ids") or [])
+        self._started = ids
+        summaries = {e["id"]: e for e in event.get("executions") or []}
+        if status == "success":
+            self.log.info("%s", event.get("message"))
+            return [summaries[i] for i in ids]
+        if status == "failure":
+            hook = self.hook
+            final = {i: hook.get_execution(self.workflow, i) for i in ids}
+            return self._judge(hook, ids, final)
+        if status == "timeout":
+            still = [i for i in ids if i not in summaries or not ExecutionState(summaries[i]["state"]).is_terminal]
+            if self.cancel_on_kill:
+                self._cancel(still)
+            raise WorkflowWaitTimeout(
+                f"{event.get('message')}" + ("; they were terminated" if self.cancel_on_kill else "")
+            )
+        raise WorkflowExecutionFailed(f"could not follow the batch's instances: {event.get('message')}")
+
     def _wait_all(self, hook: Any, ids: list[str]) -> list[dict[str, Any]]:
+        """Poll from the worker, one GET per instance still running, on a fixed grid."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         final: dict[str, Any] = {}
+        next_check = time.monotonic()
         while True:
             for execution_id in [i for i in ids if i not in final]:
-                execution = hook.get_execution(self.workflow, execution_id)
+                execution = hook.get_execution(self.workflow, execution_id, patient=True)
                 if execution.is_terminal:
-                    final[execution_id] = hook.explain_failure(execution) if execution.state.is_failure else execution
+                    final[execution_id] = execution
+                    self._ended.add(execution_id)
                     self.log.info("instance %s ended %s", execution_id, execution.state.value)
             if len(final) == len(ids):
                 break
             if deadline is not None and time.monotonic() >= deadline:
-                raise WorkflowWaitTimeout(f"{len(ids) - len(final)} of {len(ids)} instances still running at timeout")
-            time.sleep(self.poll_interval)
-        failed = [final[i] for i in ids if final[i].state.is_failure]
+                still = [i for i in ids if i not in final]
+                if self.cancel_on_kill:
+                    self._cancel(still)
+                raise WorkflowWaitTimeout(
+                    f"{len(still)} of {len(ids)} instances still running at timeout"
+                    + ("; they were terminated" if self.cancel_on_kill else "")
+                )
+            next_check = next_slot(next_check, self.poll_interval, time.monotonic())
+            pause = next_check - time.monotonic()
+            if deadline is not None:
+                pause = min(pause, deadline - time.monotonic())
+            time.sleep(max(0.0, pause))
+        return self._judge(hook, ids, final)
+
+    def _judge(self, hook: Any, ids: list[str], final: dict[str, Any]) -> list[dict[str, Any]]:
+        failed = [hook.explain_failure(final[i]) for i in ids if final[i].state.is_failure]
         if failed:
             reasons = "; ".join(f"{e.id}: {e.state.value} ({e.describe_failure()})" for e in failed)
             raise WorkflowExecutionFailed(f"{len(failed)} of {len(ids)} Cloudflare instances failed: {reasons}")
         return [final[i].summary() for i in ids]
+
+    def _cancel(self, ids: list[str]) -> None:
+        from airflow_workflow_provider.core.errors import WorkflowApiError
+
+        for execution_id in ids:
+            try:
+                self.hook.cancel_execution(self.workflow, execution_id)
+            except WorkflowApiError as exc:
+                self.log.warning("could not terminate instance %s: %s", execution_id, exc)
+
+    def on_kill(self) -> None:
+        if self.cancel_on_kill and self._started:
+            still = [i for i in self._started if i not in self._ended]
+            self.log.info("task killed: terminating %d instances still running", len(still))
+            self._cancel(still)

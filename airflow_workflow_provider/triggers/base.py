@@ -9,13 +9,8 @@ from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_workflow_provider.core.events import EventStatus, execution_event, next_slot
-from airflow_workflow_provider.core.states import (
-    UNKNOWN_STATE_LIMIT,
-    ExecutionState,
-    UnknownStateClock,
-    unknown_state_message,
-)
+from airflow_workflow_provider.core.events import EventStatus, batch_event, execution_event
+from airflow_workflow_provider.core.states import UNKNOWN_STATE_LIMIT, UnknownStateClock, unknown_state_message
 
 
 class WorkflowExecutionTrigger(BaseTrigger):
@@ -47,12 +42,12 @@ class WorkflowExecutionTrigger(BaseTrigger):
         self.connection_id = connection_id
         self.workflow = workflow
         self.execution_id = execution_id
+        self.unknown_state_limit = unknown_state_limit
         self.poll_interval = poll_interval
         self.deadline = deadline
         self.stop_states = tuple(stop_states)
         self.cancel_on_kill = cancel_on_kill
         self.first_check_at = first_check_at
-        self.unknown_state_limit = unknown_state_limit
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -88,51 +83,64 @@ class WorkflowExecutionTrigger(BaseTrigger):
 
     async def _follow(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.errors import WorkflowProviderError
+        from airflow_workflow_provider.triggers.poller import subscribe
 
         hook = await self._hook()
-        stop_at = {ExecutionState(s) for s in self.stop_states}
-        ids: dict[str, Any] = {"workflow": self.workflow, "execution_id": self.execution_id}
-        # Checks keep to a fixed grid (wall clock, as the trigger may move between triggerers): a slow
-        # answer or a stalled loop delays one check, not every later one. The operator checked just
-        # before deferring, so the first check here waits for its slot.
-        next_check = self.first_check_at if self.first_check_at is not None else time.time()
+        ids = {"workflow": self.workflow, "execution_id": self.execution_id}
+        # Checks keep to a fixed grid (wall clock, as the trigger may move between triggerers); the operator
+        # checked just before deferring, so the first check here waits for its slot. The poller shares the
+        # checks of every trigger following this workflow through this connection (one GET when alone).
+        first_check = self.first_check_at if self.first_check_at is not None else time.time()
         unreadable = UnknownStateClock(self.unknown_state_limit)
         try:
-            while True:
-                wait = next_check - time.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                execution = await hook.aget_execution(self.workflow, self.execution_id, patient=True)
-                if execution.is_terminal:
-                    status: EventStatus = "success" if execution.succeeded else "failure"
-                    message = f"execution {self.execution_id} ended {execution.state.value}"
-                    yield TriggerEvent(execution_event(status, message=message, execution=execution.summary(), **ids))
-                    return
-                if execution.state in stop_at:
-                    message = f"execution {self.execution_id} is {execution.state.value}"
-                    yield TriggerEvent(
-                        execution_event("reached", message=message, execution=execution.summary(), **ids)
-                    )
-                    return
-                now = time.time()
-                if unreadable.expired(execution.state, now):
-                    message = unknown_state_message(
-                        execution.vendor, self.execution_id, execution.vendor_status, unreadable.limit, execution.url
-                    )
-                    yield TriggerEvent(execution_event("error", message=message, execution=execution.summary(), **ids))
-                    return
-                if self.deadline is not None and now >= self.deadline:
-                    message = f"execution {self.execution_id} still {execution.state.value} when the timeout ran out"
-                    yield TriggerEvent(
-                        execution_event("timeout", message=message, execution=execution.summary(), **ids)
-                    )
-                    return
-                self.log.debug("execution %s is %s", self.execution_id, execution.state.value)
-                next_check = next_slot(next_check, self.poll_interval, now)
-                if self.deadline is not None:
-                    next_check = min(next_check, self.deadline)
+            async with subscribe(
+                hook,
+                self.workflow,
+                [self.execution_id],
+                poll_interval=self.poll_interval,
+                first_check_at=first_check,
+                stop_states=self.stop_states,
+            ) as subscription:
+                while True:
+                    execution = await self._next_observation(subscription, hook)
+                    event = self._event_for(execution, ids, unreadable)
+                    if event is not None:
+                        yield TriggerEvent(event)
+                        return
+                    self.log.debug("execution %s is %s", self.execution_id, execution.state.value)
         except WorkflowProviderError as exc:
             yield TriggerEvent(execution_event("error", message=str(exc), **ids))
+
+    async def _next_observation(self, subscription: Any, hook: Any) -> Any:
+        """The poller's next news of the execution, or a check of our own when the deadline comes first."""
+        timeout = None if self.deadline is None else max(0.0, self.deadline - time.time())
+        try:
+            _, outcome = await asyncio.wait_for(subscription.next(), timeout)
+        except asyncio.TimeoutError:
+            return await hook.aget_execution(self.workflow, self.execution_id, patient=True)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _event_for(self, execution: Any, ids: dict[str, str], unreadable: UnknownStateClock) -> dict[str, Any] | None:
+        """The event this observation calls for, if any: ended, reached a stop state, unreadable too long, or
+        out of time."""
+        if execution.is_terminal:
+            status: EventStatus = "success" if execution.succeeded else "failure"
+            message = f"execution {self.execution_id} ended {execution.state.value}"
+            return execution_event(status, message=message, execution=execution.summary(), **ids)
+        if execution.state.value in self.stop_states:
+            message = f"execution {self.execution_id} is {execution.state.value}"
+            return execution_event("reached", message=message, execution=execution.summary(), **ids)
+        if unreadable.expired(execution.state, time.time()):
+            message = unknown_state_message(
+                execution.vendor, self.execution_id, execution.vendor_status, unreadable.limit, execution.url
+            )
+            return execution_event("error", message=message, execution=execution.summary(), **ids)
+        if self.deadline is not None and time.time() >= self.deadline:
+            message = f"execution {self.execution_id} still {execution.state.value} when the timeout ran out"
+            return execution_event("timeout", message=message, execution=execution.summary(), **ids)
+        return None
 
     async def on_kill(self) -> None:
         """A user killed the deferred task (Airflow 3.3+): cancel the remote execution too.
@@ -150,3 +158,124 @@ class WorkflowExecutionTrigger(BaseTrigger):
                 await (await self._hook()).acancel_execution(self.workflow, self.execution_id)
         except WorkflowApiError as exc:
             self.log.warning("could not cancel execution %s: %s", self.execution_id, exc)
+
+
+class WorkflowExecutionsTrigger(BaseTrigger):
+    """Follows several executions of one workflow (a batch) and fires one event once every one has ended.
+
+    All of them go through the coalesced poller, so a batch of 100 costs a listing page or two per
+    interval rather than 100 GETs. The event (``core.events.batch_event``) carries every execution's
+    summary; ``status`` is "success" when all succeeded, "failure" when any failed or was canceled,
+    "timeout" when the deadline came first (with the ones still running), "error" when one could not
+    be asked. ``on_kill`` cancels those still running (Airflow 3.3+).
+    """
+
+    hook_class_path: ClassVar[str]
+    conn_name_attr: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        connection_id: str,
+        workflow: str,
+        execution_ids: list[str] | tuple[str, ...],
+        poll_interval: float = 10.0,
+        deadline: float | None = None,
+        cancel_on_kill: bool = True,
+        first_check_at: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.connection_id = connection_id
+        self.workflow = workflow
+        self.execution_ids = list(execution_ids)
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+        self.cancel_on_kill = cancel_on_kill
+        self.first_check_at = first_check_at
+        self._ended: set[str] = set()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                self.conn_name_attr: self.connection_id,
+                "workflow": self.workflow,
+                "execution_ids": list(self.execution_ids),
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "cancel_on_kill": self.cancel_on_kill,
+                "first_check_at": self.first_check_at,
+            },
+        )
+
+    _hook = WorkflowExecutionTrigger._hook
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_workflow_provider.core.http import async_session_lease
+
+        async with async_session_lease():
+            async for event in self._follow():
+                yield event
+
+    async def _follow(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_workflow_provider.core.errors import WorkflowProviderError
+        from airflow_workflow_provider.triggers.poller import subscribe
+
+        hook = await self._hook()
+        latest: dict[str, Any] = {}
+        first_check = self.first_check_at if self.first_check_at is not None else time.time()
+        try:
+            async with subscribe(
+                hook, self.workflow, self.execution_ids, poll_interval=self.poll_interval, first_check_at=first_check
+            ) as subscription:
+                while len(self._ended) < len(self.execution_ids):
+                    timeout = None if self.deadline is None else max(0.0, self.deadline - time.time())
+                    try:
+                        execution_id, outcome = await asyncio.wait_for(subscription.next(), timeout)
+                    except asyncio.TimeoutError:
+                        still = [i for i in self.execution_ids if i not in self._ended]
+                        message = f"{len(still)} of {len(self.execution_ids)} executions still running at the timeout"
+                        yield TriggerEvent(self._event("timeout", message, latest))
+                        return
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    latest[execution_id] = outcome.summary()
+                    if outcome.is_terminal:
+                        self._ended.add(execution_id)
+                        subscription.done_with(execution_id)
+        except WorkflowProviderError as exc:
+            yield TriggerEvent(self._event("error", str(exc), latest))
+            return
+        failed = [i for i in self.execution_ids if latest[i]["state"] != "succeeded"]
+        message = (
+            f"{len(failed)} of {len(self.execution_ids)} executions failed or were canceled: {', '.join(failed)}"
+            if failed
+            else f"all {len(self.execution_ids)} executions succeeded"
+        )
+        yield TriggerEvent(self._event("failure" if failed else "success", message, latest))
+
+    def _event(self, status: Any, message: str, latest: dict[str, Any]) -> dict[str, Any]:
+        return batch_event(
+            status,
+            workflow=self.workflow,
+            execution_ids=self.execution_ids,
+            message=message,
+            executions=[latest[i] for i in self.execution_ids if i in latest],
+        )
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task (Airflow 3.3+): cancel the executions still running."""
+        if not self.cancel_on_kill:
+            return
+        from airflow_workflow_provider.core.errors import WorkflowApiError
+        from airflow_workflow_provider.core.http import async_session_lease
+
+        async with async_session_lease():
+            hook = await self._hook()
+            for execution_id in self.execution_ids:
+                if execution_id in self._ended:
+                    continue
+                try:
+                    await hook.acancel_execution(self.workflow, execution_id)
+                except WorkflowApiError as exc:
+                    self.log.warning("could not cancel execution %s: %s", execution_id, exc)

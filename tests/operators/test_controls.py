@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from importlib import import_module
+from typing import Any
 
 import pytest
 
@@ -205,6 +207,130 @@ def test_cloudflare_batch_retry_attaches_instead_of_creating_again(cloudflare) -
 
     assert len(cloudflare.executions("cloudflare", "etl")) == 2
     assert [r["state"] for r in results] == ["succeeded", "succeeded"]
+
+
+def test_cloudflare_batch_resent_with_existing_ids_follows_every_one(cloudflare) -> None:
+    """Cloudflare skips ids that exist and leaves them out of the answer: the operator still waits for them all."""
+    cloudflare.script("cloudflare", "etl", WorkflowScript(duration=0.5, output={"ok": 1}))
+    ids = ["mine-1", "mine-2", "mine-3"]
+    CloudflareWorkflowsHook().start_executions_batch("etl", [{"instance_id": i, "params": {}} for i in ids[:2]])
+
+    results = CloudflareRunWorkflowBatchOperator(
+        task_id="batch", workflow="etl", payloads=[{"n": n} for n in range(3)], instance_ids=ids, poll_interval=0.05
+    ).execute(context())
+
+    assert [r["id"] for r in results] == ids and [r["state"] for r in results] == ["succeeded"] * 3
+    assert sorted(e["id"] for e in cloudflare.executions("cloudflare", "etl")) == ids
+
+
+def test_cloudflare_batch_whose_answer_was_lost_is_resent_and_followed(cloudflare) -> None:
+    """Created, answer lost, resent: Cloudflare skips every id (all exist now) and answers an empty list."""
+    cloudflare.script("cloudflare", "etl", WorkflowScript(duration=30))
+    cloudflare.inject_fault("cloudflare", "start", "reset_after")
+
+    ids = CloudflareWorkflowsHook().start_executions_batch("etl", [{"instance_id": "lost-1", "params": {}}])
+
+    assert ids == ["lost-1"]
+    starts = [r for r in cloudflare.requests if r.operation == "start"]
+    assert len(starts) == 2 and len(cloudflare.executions("cloudflare", "etl")) == 1
+
+
+def test_cloudflare_batch_id_neither_created_nor_existing_is_an_error(cloudflare, monkeypatch) -> None:
+    from airflow_workflow_provider.core.errors import InvalidResponseError
+
+    hook = CloudflareWorkflowsHook()
+    send = hook._call
+
+    def batch_answering_nothing(request: Any, parse: Any, **kwargs: Any) -> Any:
+        return [] if request.operation == "start_executions_batch" else send(request, parse, **kwargs)
+
+    monkeypatch.setattr(hook, "_call", batch_answering_nothing)  # a batch that made nothing and said nothing
+
+    with pytest.raises(InvalidResponseError, match="left out instance ghost-1, which does not exist either"):
+        hook.start_executions_batch("etl", [{"instance_id": "ghost-1", "params": {}}])
+
+
+def _run_trigger(trigger: Any) -> list[dict[str, Any]]:
+    from airflow_workflow_provider.core.http import close_shared_async_session
+
+    async def collect() -> list[dict[str, Any]]:
+        try:
+            return [event.payload async for event in trigger.run()]
+        finally:
+            await close_shared_async_session()
+
+    return asyncio.run(collect())
+
+
+def test_cloudflare_batch_defers_one_trigger_that_lists_rather_than_polls_each(cloudflare) -> None:
+    from airflow.exceptions import TaskDeferred
+
+    cloudflare.script("cloudflare", "etl", WorkflowScript(duration=1.0, output={"ok": 1}))
+    operator = CloudflareRunWorkflowBatchOperator(
+        task_id="batch", workflow="etl", payloads=[{"n": n} for n in range(20)], poll_interval=0.2, deferrable=True
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(ctx := context(TaskStateStore()))
+    trigger = deferred.value.trigger
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(import_module(module), name)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+    [event] = _run_trigger(rebuilt)
+    results = operator.execute_complete(ctx, event)
+
+    ids = ctx["ti"].xcom["execution_ids"]
+    assert event["status"] == "success" and [r["id"] for r in results] == ids
+    assert [r["state"] for r in results] == ["succeeded"] * 20
+    gets = [r for r in cloudflare.requests if r.operation == "get"]
+    lists = [r for r in cloudflare.requests if r.operation == "list"]
+    # Lists told "still running" for all twenty each round; a GET each only for the end (output and all).
+    assert lists and len(gets) <= 20 + 2, (len(lists), len(gets))
+
+
+def test_cloudflare_batch_trigger_reports_failures_and_on_kill_terminates_what_still_runs(cloudflare) -> None:
+    from airflow.exceptions import TaskDeferred
+
+    from airflow_workflow_provider.triggers.cloudflare import CloudflareWorkflowBatchTrigger
+
+    cloudflare.script("cloudflare", "bad", WorkflowScript(duration=0.3, outcome="failure", error_message="bad row"))
+    operator = CloudflareRunWorkflowBatchOperator(
+        task_id="batch", workflow="bad", payloads=[{"n": 1}, {"n": 2}], poll_interval=0.1, deferrable=True
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(ctx := context(TaskStateStore()))
+    [event] = _run_trigger(deferred.value.trigger)
+    assert event["status"] == "failure"
+    with pytest.raises(WorkflowExecutionFailed, match="2 of 2 Cloudflare instances failed") as caught:
+        operator.execute_complete(ctx, event)
+    assert str(caught.value).count("bad row") == 2
+
+    cloudflare.script("cloudflare", "long", WorkflowScript(duration=60))
+    ids = CloudflareWorkflowsHook().start_executions_batch("long", [{"params": {}}, {"params": {}}])
+    trigger = CloudflareWorkflowBatchTrigger(
+        cloudflare_conn_id="cloudflare_workflows_default", workflow="long", execution_ids=ids, poll_interval=0.1
+    )
+
+    async def kill() -> None:
+        from airflow_workflow_provider.core.http import close_shared_async_session
+
+        await trigger.on_kill()
+        await close_shared_async_session()
+
+    asyncio.run(kill())
+    assert [state_of(i, "long") for i in ids] == [ExecutionState.CANCELED] * 2
+
+
+def test_cloudflare_batch_on_kill_terminates_what_still_runs(cloudflare) -> None:
+    cloudflare.script("cloudflare", "long", WorkflowScript(duration=60))
+    operator = CloudflareRunWorkflowBatchOperator(
+        task_id="batch", workflow="long", payloads=[{"n": 1}, {"n": 2}], wait_for_completion=False
+    )
+    operator.execute(context(TaskStateStore()))
+    operator.on_kill()
+    states = [CloudflareWorkflowsHook().get_execution("long", i).state for i in operator._started]
+    assert states == [ExecutionState.CANCELED] * 2
 
 
 def test_cloudflare_batch_input_is_checked(cloudflare) -> None:

@@ -51,6 +51,9 @@ from airflow_workflow_provider.testing.emulator.state import (
     Execution,
 )
 
+# A batch entry whose instance id already exists: skipped, not created, left out of the answer.
+SKIPPED = object()
+
 WORKFLOWS = r"/client/v4/accounts/(?P<account>[^/]+)/workflows"
 INSTANCES = WORKFLOWS + r"/(?P<workflow>[^/]+)/instances"
 INSTANCE = INSTANCES + r"/(?P<id>[^/]+)"
@@ -177,7 +180,14 @@ class CloudflareApi(VendorApi):
             body["result_info"] = result_info
         return json_response(200, body)
 
-    def _validate_create(self, workflow: str, body: Any, taken: set[str]) -> tuple[str | None, Any]:
+    def _validate_create(
+        self, workflow: str, body: Any, taken: set[str], *, skip_existing: bool = False
+    ) -> tuple[str | None, Any]:
+        """The instance id (None: Cloudflare picks one) and params of one create body.
+
+        ``skip_existing`` (batch creation): an id that already exists, or came earlier in the same batch,
+        is no error; the caller leaves it out (returned as id None and params ``SKIPPED``).
+        """
         if not isinstance(body, dict):
             raise ApiError(400, "Invalid request body: expected an object", 10001)
         instance_id = body.get("instance_id")
@@ -190,6 +200,8 @@ class CloudflareApi(VendorApi):
             ):
                 raise ApiError(400, "instance.invalid_id", 10001)
             if instance_id in taken or self.find(workflow, instance_id) is not None:
+                if skip_existing:
+                    return None, SKIPPED
                 raise ApiError(409, "instance.already_exists", 10021)
             taken.add(instance_id)
         params = body.get("params")
@@ -217,10 +229,12 @@ class CloudflareApi(VendorApi):
             raise ApiError(400, "Invalid request body: expected a list of instances", 10001)
         if len(body) > 100:
             raise ApiError(400, "A batch can create at most 100 instances", 10001)
-        # Validate the whole batch first: one bad or duplicate entry rejects the request without side effects.
+        # Validate the whole batch first: one bad entry rejects the request without side effects. Like the
+        # Workers binding's createBatch, ids that already exist are skipped and left out of the result
+        # (Cloudflare's REST reference does not say otherwise): a client resending a batch gets back fewer ids.
         taken: set[str] = set()
-        validated = [self._validate_create(workflow, item, taken) for item in body]
-        created = [self.new_execution(workflow, p, execution_id=i) for i, p in validated]
+        validated = [self._validate_create(workflow, item, taken, skip_existing=True) for item in body]
+        created = [self.new_execution(workflow, p, execution_id=i) for i, p in validated if p is not SKIPPED]
         return self._ok([self._created(call, ex) for ex in created])
 
     def list_workflows(self, call: Call) -> web.Response:
