@@ -241,6 +241,40 @@ def test_rate_limit_window_resets(emu: WorkflowEmulator, http: requests.Session)
     assert start_request(emu, http, "cloudflare").status_code == 200
 
 
+def test_rate_limits_count_per_credential(emu: WorkflowEmulator, http: requests.Session) -> None:
+    """Vendors limit each credential: another key has a window of its own."""
+    emu.set_rate_limit("datadog", 2, 60)
+    other = {**DD_HEADERS, "DD-API-KEY": "another-key"}
+    for _ in range(2):
+        assert http.get(dd_url(emu, "wf"), headers=DD_HEADERS).status_code == 200
+    assert http.get(dd_url(emu, "wf"), headers=DD_HEADERS).status_code == 429
+    # The other key is not throttled (it is refused for being unknown, which is not a 429).
+    assert http.get(dd_url(emu, "wf"), headers=other).status_code != 429
+
+
+def test_cloudflare_blocks_a_whole_period_past_its_limit(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.set_rate_limit("cloudflare", 1, 0.5, blocks_for_a_period=True)
+    assert start_request(emu, http, "cloudflare").status_code == 200
+    time.sleep(0.3)
+    assert start_request(emu, http, "cloudflare").status_code == 429  # blocked from here for 0.5 s
+    time.sleep(0.3)  # the window would have reset by now; the block has not
+    assert start_request(emu, http, "cloudflare").status_code == 429
+    time.sleep(0.35)
+    assert start_request(emu, http, "cloudflare").status_code == 200
+
+
+def test_documented_limits(emu: WorkflowEmulator, http: requests.Session) -> None:
+    emu.enforce_documented_limits()
+    answer = http.get(dd_url(emu, "wf"), headers=DD_HEADERS)
+    assert answer.headers["X-RateLimit-Limit"] == "1000" and answer.headers["X-RateLimit-Period"] == "60"
+    token = sp_token(http, emu)
+    for _ in range(99):  # the token request was the first of SailPoint's 100 per 10 s
+        assert http.get(f"{emu.base_url('sailpoint')}/v3/workflows", headers={"Authorization": f"Bearer {token}"})
+    limited = http.get(f"{emu.base_url('sailpoint')}/v3/workflows", headers={"Authorization": f"Bearer {token}"})
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) <= 10
+    assert limited.json() == {"message": "Rate Limit Exceeded"}
+
+
 # -- request log, logging, secrets ------------------------------------------------------------------
 
 

@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_DATADOG_VOCABULARY,
         help="the (undocumented) strings Datadog's success and failure take (default %(default)s)",
     )
+    parser.add_argument(
+        "--documented-limits",
+        action="store_true",
+        help="answer 429 past each vendor's documented rate limit, per credential, as the vendors do",
+    )
     args = parser.parse_args(argv)
     if not is_loopback(args.host):
         parser.error(f"refusing to listen on non-loopback host {args.host!r}")
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     emulator = WorkflowEmulator(host=args.host, port=args.port).start()
     emulator.set_datadog_vocabulary(args.datadog_vocabulary)
+    if args.documented_limits:
+        emulator.enforce_documented_limits()
     try:
         # The file first: whoever sees the line may read the file right away.
         if args.url_file:

@@ -72,6 +72,10 @@ DEFAULT_ERROR_CODES = {400: 10001, 401: 10000, 403: 10000, 404: 10001, 405: 1040
 
 class CloudflareApi(VendorApi):
     NAME = "cloudflare"
+    # 1,200 requests per 5 minutes per user; past it, every call is refused for the next five minutes.
+    # https://developers.cloudflare.com/fundamentals/api/reference/limits/
+    DOCUMENTED_LIMIT = (1200, 300.0)
+    BLOCKS_FOR_A_PERIOD = True
     STATUSES = {
         QUEUED: "queued",
         RUNNING: "running",
@@ -111,6 +115,9 @@ class CloudflareApi(VendorApi):
         if matched.operation == "status":
             return self._status_operation(body)
         return matched.operation
+
+    def credential(self, call: Call) -> str:
+        return call.headers.get("Authorization") or call.headers.get("X-Auth-Email") or ""
 
     def authenticate(self, call: Call) -> web.Response | None:
         creds = self.credentials

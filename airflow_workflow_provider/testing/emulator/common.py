@@ -76,6 +76,11 @@ class VendorApi:
     STATUSES: ClassVar[Mapping[str, str]]
     # Which rate-limit headers an injected 429 carries unless the fault says: "retry-after", "reset" or "both".
     FAULT_429_HEADERS: ClassVar[str] = "retry-after"
+    # The limit the vendor documents per credential, (requests, seconds), enforced on request
+    # (``WorkflowEmulator.enforce_documented_limits``, ``--documented-limits``).
+    DOCUMENTED_LIMIT: ClassVar[tuple[int, float]]
+    # Past the limit: 429 until the window ends (False), or for a whole period from then (True).
+    BLOCKS_FOR_A_PERIOD: ClassVar[bool] = False
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
@@ -106,6 +111,10 @@ class VendorApi:
     def authenticate(self, call: Call) -> web.Response | None:
         """Raise :class:`ApiError` or answer (a response) to refuse the call; None lets it through."""
         raise NotImplementedError
+
+    def credential(self, call: Call) -> str:
+        """What the vendor counts a request against: its rate limits are per credential."""
+        return call.headers.get("Authorization") or ""
 
     def error(self, exc: ApiError) -> web.Response:
         """``exc`` in the vendor's error envelope."""

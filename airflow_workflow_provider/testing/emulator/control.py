@@ -39,7 +39,10 @@ async def answer(emulator: WorkflowEmulator, request: web.Request, sub: str) -> 
             vendor, operation, fault = body.pop("vendor"), body.pop("operation"), body.pop("fault")
             emulator.inject_fault(vendor, operation, fault, body.pop("times", 1), **body)
         elif sub == "/rate_limit" and method == "POST":
-            emulator.set_rate_limit(body["vendor"], int(body["limit"]), float(body.get("period", 1.0)))
+            if body.get("documented"):
+                emulator.enforce_documented_limits(*([body["vendor"]] if body.get("vendor") else []))
+            else:
+                emulator.set_rate_limit(body["vendor"], int(body["limit"]), float(body.get("period", 1.0)))
         elif sub == "/revoke_tokens" and method == "POST":
             emulator.revoke_tokens()
         elif sub == "/archive" and method == "POST":

@@ -99,6 +99,9 @@ INSTANCES = r"/api/v2/workflows/(?P<workflow>[^/]+)/instances"
 
 class DatadogApi(VendorApi):
     NAME = "datadog"
+    # Datadog publishes no number for these endpoints (its answers announce it in X-RateLimit-*); this one
+    # is the emulator's assumption, per API key.
+    DOCUMENTED_LIMIT = (1000, 60.0)
     FAULT_429_HEADERS = "both"
     # The default vocabulary's words; an instance uses statuses(), which follows the chosen vocabulary.
     STATUSES = {phase: VOCABULARIES[DEFAULT_VOCABULARY].instance_status(phase)[0] for phase in PHASES}
@@ -130,6 +133,9 @@ class DatadogApi(VendorApi):
         ]
 
     # -- envelope ------------------------------------------------------------------------------------
+    def credential(self, call: Call) -> str:
+        return call.headers.get("DD-API-KEY") or ""
+
     def authenticate(self, call: Call) -> web.Response | None:
         creds = self.credentials
         if not same(call.headers.get("DD-API-KEY"), creds.datadog_api_key):

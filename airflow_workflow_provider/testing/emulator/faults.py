@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_workflow_provider.testing.emulator.common import seconds_header
@@ -53,14 +53,39 @@ class Fault:
 
 
 @dataclass
+class Window:
+    """One credential's current window of a rate limit."""
+
+    start: float
+    count: int = 0
+    blocked_until: float = 0.0
+
+
+@dataclass
 class RateLimit:
+    """``limit`` requests per fixed window of ``period`` seconds, counted per credential, as the vendors do.
+
+    ``blocks_for_a_period``: crossing the limit refuses the credential for a whole period from then on
+    (Cloudflare: "blocked for the next five minutes"), rather than until the window ends.
+    """
+
     limit: int
     period: float
-    window_start: float = 0.0
-    count: int = 0
+    blocks_for_a_period: bool = False
+    windows: dict[str, Window] = field(default_factory=dict)
 
-    def reset_in(self, now: float) -> float:
-        return max(0.0, self.window_start + self.period - now)
+    def window(self, credential: str, now: float) -> Window:
+        window = self.windows.get(credential)
+        if window is None or (now - window.start >= self.period and now >= window.blocked_until):
+            window = self.windows[credential] = Window(now)
+        return window
+
+    def reset_in(self, credential: str, now: float) -> float:
+        window = self.window(credential, now)
+        return max(0.0, window.blocked_until - now, window.start + self.period - now)
+
+    def remaining(self, credential: str, now: float) -> int:
+        return max(0, self.limit - self.window(credential, now).count)
 
 
 class FaultBook:
@@ -82,24 +107,27 @@ class FaultBook:
                 return fault
         return None
 
-    def set_rate_limit(self, vendor: str, limit: int, period: float, now: float) -> None:
+    def set_rate_limit(self, vendor: str, limit: int, period: float, blocks_for_a_period: bool = False) -> None:
         if limit <= 0:
             self.rate_limits.pop(vendor, None)
         else:
             if period <= 0:
                 raise ValueError("period must be > 0")
-            self.rate_limits[vendor] = RateLimit(limit, period, now)
+            self.rate_limits[vendor] = RateLimit(limit, period, blocks_for_a_period)
 
-    def check_rate_limit(self, vendor: str, now: float) -> RateLimit | None:
-        """Count this request; return the limit when it is exceeded."""
+    def check_rate_limit(self, vendor: str, credential: str, now: float) -> RateLimit | None:
+        """Count this request against its credential's window; return the limit when it is exceeded."""
         limit = self.rate_limits.get(vendor)
         if limit is None:
             return None
-        if now - limit.window_start >= limit.period:
-            limit.window_start, limit.count = now, 0
-        if limit.count >= limit.limit:
+        window = limit.window(credential, now)
+        if now < window.blocked_until:
             return limit
-        limit.count += 1
+        if window.count >= limit.limit:
+            if limit.blocks_for_a_period:
+                window.blocked_until = now + limit.period
+            return limit
+        window.count += 1
         return None
 
     def clear(self) -> None:
@@ -118,9 +146,9 @@ def rate_limit_headers(limit: int, period: float, remaining: int, reset: float) 
     }
 
 
-def rate_limited(api: VendorApi, limit: RateLimit, now: float) -> web.Response:
+def rate_limited(api: VendorApi, limit: RateLimit, credential: str, now: float) -> web.Response:
     # Retry-After must be whole seconds; round up so a client honouring it lands in the next window.
-    wait = max(1, math.ceil(limit.reset_in(now)))
+    wait = max(1, math.ceil(limit.reset_in(credential, now)))
     headers = {"Retry-After": str(wait)}
     headers.update(api.rate_headers(limit.limit, limit.period, 0, wait))
     return api.too_many_requests(headers)

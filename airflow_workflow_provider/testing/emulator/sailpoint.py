@@ -82,6 +82,8 @@ FILTER_AND = re.compile(r"and\s+", re.IGNORECASE)
 
 class SailPointApi(VendorApi):
     NAME = "sailpoint"
+    # 100 requests per 10 s per client id: https://developer.sailpoint.com/docs/api/rate-limit
+    DOCUMENTED_LIMIT = (100, 10.0)
     STATUSES = {
         QUEUED: "Queued",
         RUNNING: "Running",
@@ -159,6 +161,14 @@ class SailPointApi(VendorApi):
         self._trigger_tokens.clear()
 
     # -- envelope ------------------------------------------------------------------------------------
+    def credential(self, call: Call) -> str:
+        """The client id: of the token request's form, or of the client the bearer token was issued to."""
+        if call.operation == "token":
+            fields = parse_qs(call.body.decode("utf-8", "replace"))
+            return "client:" + (fields.get("client_id") or [""])[0]
+        _, _, token = (call.headers.get("Authorization") or "").partition(" ")
+        return "client:" + self.credentials.sailpoint_client_id if token.strip() in self._tokens else token
+
     def authenticate(self, call: Call) -> web.Response | None:
         if call.operation == "token":
             return None

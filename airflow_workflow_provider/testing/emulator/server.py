@@ -212,11 +212,22 @@ class WorkflowEmulator:
         with self._lock:
             self._state.faults.add(Fault(vendor, operation, fault, times, dict(params)))
 
-    def set_rate_limit(self, vendor: str, limit: int, period: float) -> None:
-        """Answer 429 beyond ``limit`` requests per fixed window of ``period`` seconds; limit 0 removes it."""
+    def set_rate_limit(self, vendor: str, limit: int, period: float, blocks_for_a_period: bool = False) -> None:
+        """Answer 429 beyond ``limit`` requests per fixed window of ``period`` seconds, per credential.
+
+        Limit 0 removes it. ``blocks_for_a_period``: past the limit, the credential is refused for a whole
+        period from then (Cloudflare's rule).
+        """
         self._vendor(vendor)
         with self._lock:
-            self._state.faults.set_rate_limit(vendor, limit, period, time.monotonic())
+            self._state.faults.set_rate_limit(vendor, limit, period, blocks_for_a_period)
+
+    def enforce_documented_limits(self, *vendors: str) -> None:
+        """Enforce each vendor's documented limit per credential (every vendor when none is named)."""
+        for vendor in vendors or VENDORS:
+            api = self._apis[self._vendor(vendor)]
+            limit, period = api.DOCUMENTED_LIMIT
+            self.set_rate_limit(vendor, limit, period, api.BLOCKS_FOR_A_PERIOD)
 
     def executions(self, vendor: str, workflow: str | None = None) -> list[dict[str, Any]]:
         """Snapshot, in creation order, of id, vendor, workflow, vendor status, created_at (ISO), payload.
@@ -401,19 +412,20 @@ class WorkflowEmulator:
         """Answer a vendor request, applying rate limits and faults; None means drop the connection."""
         vendor = call.vendor
         faults = self._state.faults
+        credential = api.credential(call)
         if route is None:
             with self._lock:
-                rate = faults.check_rate_limit(vendor, time.monotonic())
+                rate = faults.check_rate_limit(vendor, credential, time.monotonic())
             if rate is not None:
-                return rate_limited(api, rate, time.monotonic())
+                return rate_limited(api, rate, credential, time.monotonic())
             if path_known:
                 return api.error(ApiError(405, "Method Not Allowed"))
             return api.error(api.no_route())
         with self._lock:
-            rate = faults.check_rate_limit(vendor, time.monotonic())
+            rate = faults.check_rate_limit(vendor, credential, time.monotonic())
             fault = None if rate is not None else faults.take(vendor, call.operation)
         if rate is not None:
-            return rate_limited(api, rate, time.monotonic())
+            return rate_limited(api, rate, credential, time.monotonic())
         kind = fault.fault if fault else None
         if fault is not None and kind in STATUS_FAULTS:
             return status_fault_response(api, call, fault)
@@ -427,7 +439,7 @@ class WorkflowEmulator:
         response = self._process(api, route, call)
         if kind == "reset_after":
             return None
-        return self._with_rate_headers(api, response)
+        return self._with_rate_headers(api, credential, response)
 
     def _process(self, api: VendorApi, route: Route, call: Call) -> web.Response:
         # Authentication and handling run under the lock in one go, so every answer is a consistent snapshot.
@@ -453,10 +465,11 @@ class WorkflowEmulator:
         # disconnect: nothing reaches the wire and nothing is logged as an error.
         return web.Response(status=599)
 
-    def _with_rate_headers(self, api: VendorApi, response: web.Response) -> web.Response:
+    def _with_rate_headers(self, api: VendorApi, credential: str, response: web.Response) -> web.Response:
         with self._lock:
             limit = self._state.faults.rate_limits.get(api.NAME)
             if limit is not None:
-                remaining, reset = limit.limit - limit.count, limit.reset_in(time.monotonic())
+                now = time.monotonic()
+                remaining, reset = limit.remaining(credential, now), limit.reset_in(credential, now)
                 response.headers.update(api.rate_headers(limit.limit, limit.period, remaining, reset))
         return response
