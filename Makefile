@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # uv is installed with pip when missing; it is run as a module so that no PATH change is needed.
 UV := $(PYTHON) -m uv
 
-.PHONY: venv test demo lint docs clean test-matrix test-matrix-ui bench e2e e2e-celery system-deps live
+.PHONY: venv test demo lint docs clean test-matrix test-matrix-ui bench bench-smoke e2e e2e-celery system-deps live
 
 $(BIN)/python:
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -58,8 +58,15 @@ test-matrix:
 test-matrix-ui:
 	bash scripts/test-matrix.sh ui
 
+# Installs what it needs itself (the `bench` group: the HttpSensor baseline's provider, psutil).
 bench: venv
+	$(UV) pip install --quiet --python $(BIN)/python -e . --group bench
 	$(BIN)/python -m benchmarks.run
+
+# A short run of every benchmark section (seconds, small numbers, no goals): keeps them from rotting; .ci/run runs it.
+bench-smoke: venv
+	$(UV) pip install --quiet --python $(BIN)/python -e . --group bench
+	$(BIN)/python -m benchmarks.run --smoke --report reports/benchmarks-smoke.md
 
 lint: venv
 	$(BIN)/ruff check airflow_workflow_provider tests example_dags docs

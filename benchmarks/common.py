@@ -153,7 +153,7 @@ def connection(vendor: str, base_url: str, **extra: Any) -> dict[str, Any]:
             "conn_type": "datadog_workflows",
             "host": "datadoghq.com",
             "password": creds.datadog_api_key,
-            "extra": {"application_key": creds.datadog_application_key, "base_url": base_url, **extra},
+            "extra": {"application_key_secret": creds.datadog_application_key, "base_url": base_url, **extra},
         }
     if vendor == "cloudflare":
         return {

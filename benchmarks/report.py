@@ -33,46 +33,20 @@ def _analysis(sections: list[Section]) -> list[str]:
     slot = by_title.get("Worker-slot cost")
     tokens = requests.data.get("counts", {}).get("sailpoint", {}).get("token", 0) if requests else 0
     flow = slot.data.get("requests_flow", {}) if slot else {}
-    if requests and tokens > 0:
+    if requests and tokens > 1:
         waits = requests.data["executions"]["sailpoint"]
-        flow_tokens = flow.get("sailpoint", (0, {}, 0))[1].get("token", 0)
         notes.append(
-            f"- **SailPoint token per trigger** ({tokens} `POST /oauth/token` for {waits} trigger waits"
-            + (f"; the operator-driven flow shows {flow_tokens} for one execution" if flow_tokens else "")
-            + "). Cause: the token cache is process-wide (one token per client per lifetime, `_TokenCache` in "
-            "`hooks/sailpoint.py`), but triggers that start together all find it empty and each fetch one "
-            "before the first answer is cached: there is no single-flight fetch, since the auth flow is a "
-            "generator driven by both the sync and the async stack and cannot hold a lock across its yields. "
-            "Proposed fix: an async single-flight (one in-flight token request per client, awaited by the "
-            "others) in the async send step. The worker's token stays: Airflow 3 runs each task in a process "
-            "of its own, so one token request per SailPoint task is the floor, and the operator-driven row can "
-            "at best reach ideal + 1."
+            f"- **More than one SailPoint token for one trigger process** ({tokens} `POST /oauth/token` for {waits} "
+            "trigger waits). Concurrent first calls of one process share one in-flight token request "
+            "(`core.http.SingleFlight`) and the token is cached until shortly before it expires: more than one "
+            "means tokens were refused (401) or expired during the run; see the emulator's log."
         )
     masker = requests.data.get("masker", {}) if requests else {}
-    blocked = requests.data.get("blocked", []) if requests else []
-    base_blocked = requests.data.get("baseline_blocked", []) if requests else []
-    at_start = requests.data.get("blocked_at_start", []) if requests else []
-    base_at_start = requests.data.get("baseline_blocked_at_start", []) if requests else []
-    window = requests.data.get("start_window", 0.0) if requests else 0.0
-    if requests and tokens > 0 and masker:
+    if requests and masker:
         notes.append(
-            f"- **Every SailPoint token reaches the secrets masker, on the event loop.** Each of those {tokens} "
-            "tokens is a new secret: `_acall` hands it to `_aregister_secrets` -> `amask_secret` -> "
-            "`SecretsMasker.add_mask`, which recompiles one regex of every pattern known so far, synchronously, "
-            f"in the triggerer's loop. After the run the masker held {masker['patterns']:.0f} patterns and "
-            f"adding a secret cost {1000 * masker['next_add']:.0f} ms (median of 5) of blocked loop; the {tokens} "
-            "token adds cost up to that each, growing with the pattern count, while the triggers started. "
-            + (
-                f"The loop probe counted {len(blocked)} stalls over 0.2 s ({sum(blocked):.1f} s in all), "
-                f"{len(at_start)} of them ({sum(at_start):.1f} s) in the first {window:.0f} s while the triggers "
-                f"started; the baseline, whose loop does no such work, {len(base_blocked)} "
-                f"({sum(base_blocked):.1f} s), {len(base_at_start)} of them then: the rest is other jobs on this "
-                "shared machine. "
-                if blocked
-                else "The loop probe saw no stall over 0.2 s in this run. "
-            )
-            + "With the process-wide cache this is one new pattern per client per token lifetime (~12 min) "
-            "plus the concurrent first fetches above."
+            f"- **Secrets masker after the run**: {masker['patterns']:.0f} patterns; adding one more secret cost "
+            f"{1000 * masker['next_add']:.1f} ms (median of 5). SailPoint tokens no longer reach Airflow's masker "
+            "(the hook's redactor keeps them), so this count does not grow with token lifetimes."
         )
     deltas = requests.data.get("check_deltas", {}) if requests else {}
     fewer = {v: sum(n for d, n in per.items() if d < 0) for v, per in deltas.items()}

@@ -2,7 +2,8 @@
 
 ``GET /health``, ``POST /scripts`` / ``/faults`` / ``/rate_limit`` / ``/revoke_tokens`` / ``/archive`` /
 ``/datadog_vocabulary`` / ``/cloudflare_list_cursors`` / ``/cron_instance`` / ``/reset`` (JSON bodies carry
-the method's arguments), ``GET /executions`` and ``GET /requests``.
+the method's arguments), ``POST /executions`` (seed running executions, one per ``durations`` entry),
+``GET /executions`` and ``GET /requests``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ async def answer(emulator: WorkflowEmulator, request: web.Request, sub: str) -> 
             return json_response(200, {"id": instance_id})
         elif sub == "/reset" and method == "POST":
             emulator.reset()
+        elif sub == "/executions" and method == "POST":
+            # Seed running executions without going through the vendor API (and its rate limit).
+            ids = emulator.create_executions(
+                body["vendor"], body["workflow"], 0, finished=False, durations=[float(d) for d in body["durations"]]
+            )
+            return json_response(200, {"ids": ids})
         elif sub == "/executions" and method == "GET":
             vendor = request.query.get("vendor") or None
             workflow = request.query.get("workflow") or None

@@ -265,6 +265,7 @@ class WorkflowEmulator:
         payload: Any = None,
         spacing: float = 1.0,
         mode: str = "test",
+        durations: list[float] | None = None,
     ) -> list[str]:
         """Seed ``count`` executions (oldest first) for pagination tests.
 
@@ -273,7 +274,10 @@ class WorkflowEmulator:
         (listings sort by creation time, so the seeds of separate calls interleave); otherwise they start
         now with the workflow's script. ``mode`` is the SailPoint trigger ("test" or "external"). Finished
         seeds never wait for an event: they are history, so their script's ``wait_for_event`` is dropped.
+        ``durations`` (unfinished seeds): one execution per duration, each running that long.
         """
+        if durations is not None:
+            count = len(durations)
         self._vendor(vendor)
         if outcome not in ("success", "failure", "canceled"):
             raise ValueError("outcome must be 'success', 'failure' or 'canceled'")
@@ -289,10 +293,13 @@ class WorkflowEmulator:
             ids = []
             for index in range(count):
                 age = (base.duration + (count - index) * spacing) if finished else 0.0
+                script = copy.deepcopy(base)
+                if durations is not None:
+                    script.duration = float(durations[index])
                 ex = self._apis[vendor].new_execution(
                     workflow,
                     copy.deepcopy(payload) if payload is not None else {"index": index},
-                    script=copy.deepcopy(base),
+                    script=script,
                     created=(now_mono - age, now_wall - timedelta(seconds=age)),
                     mode=mode,
                 )
