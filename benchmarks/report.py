@@ -106,6 +106,8 @@ def render(sections: list[Section], context: dict[str, Any]) -> str:
         f"- Python {context['python']}, Airflow {context['airflow']}, "
         f"apache-airflow-providers-http {context['http_provider']}",
     ]
+    if context.get("smoke"):
+        lines.append("- SMOKE RUN (`--smoke`): small numbers to show every section still runs; no goal is judged")
     if context.get("only"):
         lines.append(f"- partial run: only {', '.join(context['only'])}")
     lines += [

@@ -92,6 +92,10 @@ class Poller:
 
     def remove(self, subscription: Subscription) -> None:
         self.subscriptions.discard(subscription)
+        followed = {i for s in self.subscriptions for i in s.execution_ids}
+        for execution_id in subscription.execution_ids:
+            if execution_id not in followed:  # a long-lived poller must not remember every execution it saw
+                self.last_status.pop(execution_id, None)
         self.changed.set()
 
     # -- the rounds ----------------------------------------------------------------------------------
@@ -116,7 +120,16 @@ class Poller:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), timeout=at - now)
                 continue  # recompute: someone joined or left, or the round is due now
-            await self.round(time.time())
+            try:
+                await self.round(time.time())
+            except Exception as exc:
+                # Not a vendor error (those reach each trigger as its own news): a bug. Every trigger hears
+                # of it rather than waiting in silence until its timeout.
+                log.exception("the %s poller failed", self.workflow)
+                for subscription in self.subscriptions:
+                    for execution_id in subscription.next_check:
+                        subscription.observations.put_nowait((execution_id, exc))
+                return
 
     async def round(self, now: float) -> None:
         horizon = now + self.period
@@ -206,7 +219,9 @@ class Poller:
                 pages += 1
                 self.requests["list"] += 1
                 for execution in result.executions:
-                    if execution.id in wanted:
+                    # An item without a status tells nothing (Datadog documents list items as ids only;
+                    # its recorded answers carry the status, which is what is used when present).
+                    if execution.id in wanted and execution.vendor_status is not None:
                         seen[execution.id] = execution
                         missing.discard(execution.id)
                 if result.next_page is None:
@@ -262,8 +277,11 @@ async def subscribe(
         yield subscription
     finally:
         poller.remove(subscription)
-        if not poller.subscriptions and pollers.get(key) is poller:
-            del pollers[key]
+        if not poller.subscriptions:
+            if pollers.get(key) is poller:
+                del pollers[key]
+            if poller.task is not None and not poller.task.done():
+                poller.task.cancel()
 
 
 def poller_for(hook: BaseWorkflowsHook, workflow: str) -> Poller | None:
