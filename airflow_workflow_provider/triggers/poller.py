@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Observation = tuple[str, "WorkflowExecution | BaseException"]
+GRID_TOLERANCE = 1e-3
 
 
 @dataclass(eq=False)
@@ -105,7 +106,9 @@ class Poller:
         earliest = min((t for s in self.subscriptions for t in s.next_check.values()), default=None)
         if earliest is None:
             return None
-        grid_point = self.anchor + math.floor((earliest - self.anchor) / self.period + 1e-9) * self.period
+        # A millisecond of tolerance: epoch seconds (~1.8e9) carry only ~0.2 microseconds of precision, so
+        # a check exactly on the grid can compute as a hair before its grid point.
+        grid_point = self.anchor + math.floor((earliest - self.anchor + GRID_TOLERANCE) / self.period) * self.period
         return max(now, grid_point)
 
     async def run(self) -> None:
@@ -146,6 +149,7 @@ class Poller:
         asked = await asyncio.gather(*(self._get(i) for i in ask))
         results: dict[str, WorkflowExecution | BaseException] = {i: seen[i] for i in due if i in seen}
         results.update(zip(ask, asked, strict=True))
+        answered = time.time()  # slots that passed while the answers came are skipped, not made up at once
         for execution_id, subscribers in due.items():
             outcome = results[execution_id]
             if not isinstance(outcome, BaseException):
@@ -153,7 +157,7 @@ class Poller:
             for subscription in subscribers:
                 if execution_id in subscription.next_check:
                     natural = subscription.next_check[execution_id]
-                    subscription.next_check[execution_id] = next_slot(natural, subscription.poll_interval, now)
+                    subscription.next_check[execution_id] = next_slot(natural, subscription.poll_interval, answered)
                     subscription.observations.put_nowait((execution_id, outcome))
 
     @staticmethod

@@ -123,7 +123,7 @@ def test_a_lone_trigger_polls_as_it_always_did(emulator: WorkflowEmulator, set_c
     """One wait: one GET per interval on its own grid, no listing."""
     conn_id = set_connection("datadog")
     workflow = WORKFLOW_IDS["datadog"]
-    emulator.script("datadog", workflow, WorkflowScript(duration=1.0))
+    emulator.script("datadog", workflow, WorkflowScript(duration=2.0))
     [execution_id] = emulator.create_executions("datadog", workflow, 1, finished=False)
     trigger = DatadogWorkflowTrigger(
         datadog_conn_id=conn_id, workflow=workflow, execution_id=execution_id, poll_interval=0.3
@@ -139,4 +139,6 @@ def test_a_lone_trigger_polls_as_it_always_did(emulator: WorkflowEmulator, set_c
 
     assert event["status"] == "success"
     operations = [r.operation for r in emulator.requests]
-    assert set(operations) == {"get"} and 3 <= len(operations) <= 6, operations
+    # Only GETs, on the grid: at most one per interval over the 2 s it runs (the first may come late on a
+    # loaded machine, never more often).
+    assert set(operations) == {"get"} and 1 <= len(operations) <= 2.0 / 0.3 + 2, operations
