@@ -236,6 +236,6 @@ def rate_limit_from_extra(extra: Mapping[str, object], default: RateLimit) -> Ra
     if period is not None:
         period = require_positive_number("extra.rate_limit_period", period)
     return RateLimit(
-        int(requests) if requests is not None else default.requests,  # type: ignore[call-overload]
-        float(period) if period is not None else default.period,  # type: ignore[arg-type]
+        int(requests) if requests is not None else default.requests,
+        float(period) if period is not None else default.period,
     )

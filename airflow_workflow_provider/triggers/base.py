@@ -66,13 +66,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         )
 
     async def _hook(self) -> Any:
-        from importlib import import_module
-
-        module, _, name = self.hook_class_path.rpartition(".")
-        # The first import of a hook pulls in requests, pydantic and friends: a second or two that
-        # must not stall the triggerer's event loop, and every other trigger on it, so it runs in a thread.
-        loaded = await asyncio.to_thread(import_module, module)
-        return getattr(loaded, name)(self.connection_id)
+        return await _load_hook(self.hook_class_path, self.connection_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.http import async_session_lease
@@ -86,7 +80,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
         from airflow_workflow_provider.triggers.poller import subscribe
 
         hook = await self._hook()
-        ids = {"workflow": self.workflow, "execution_id": self.execution_id}
+        ids: dict[str, Any] = {"workflow": self.workflow, "execution_id": self.execution_id}
         # Checks keep to a fixed grid (wall clock, as the trigger may move between triggerers); the operator
         # checked just before deferring, so the first check here waits for its slot. The poller shares the
         # checks of every trigger following this workflow through this connection (one GET when alone).
@@ -122,7 +116,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
             raise outcome
         return outcome
 
-    def _event_for(self, execution: Any, ids: dict[str, str], unreadable: UnknownStateClock) -> dict[str, Any] | None:
+    def _event_for(self, execution: Any, ids: dict[str, Any], unreadable: UnknownStateClock) -> dict[str, Any] | None:
         """The event this observation calls for, if any: ended, reached a stop state, unreadable too long, or
         out of time."""
         if execution.is_terminal:
@@ -208,7 +202,8 @@ class WorkflowExecutionsTrigger(BaseTrigger):
             },
         )
 
-    _hook = WorkflowExecutionTrigger._hook
+    async def _hook(self) -> Any:
+        return await _load_hook(self.hook_class_path, self.connection_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.http import async_session_lease
@@ -279,3 +274,13 @@ class WorkflowExecutionsTrigger(BaseTrigger):
                     await hook.acancel_execution(self.workflow, execution_id)
                 except WorkflowApiError as exc:
                     self.log.warning("could not cancel execution %s: %s", execution_id, exc)
+
+
+async def _load_hook(hook_class_path: str, connection_id: str) -> Any:
+    from importlib import import_module
+
+    module, _, name = hook_class_path.rpartition(".")
+    # The first import of a hook pulls in requests, pydantic and friends: a second or two that
+    # must not stall the triggerer's event loop, and every other trigger on it, so it runs in a thread.
+    loaded = await asyncio.to_thread(import_module, module)
+    return getattr(loaded, name)(connection_id)

@@ -180,8 +180,7 @@ class Poller:
         for execution_id in wanted:
             filters = api.status_listing(self.last_status.get(execution_id))
             if filters is not None:
-                key = tuple(sorted(filters.items()))
-                groups.setdefault(key, (filters, set()))[1].add(execution_id)
+                groups.setdefault(tuple(sorted(filters.items())), (filters, set()))[1].add(execution_id)
         seen: dict[str, WorkflowExecution] = {}
         for key, (filters, members) in groups.items():
             members -= set(seen)
@@ -195,11 +194,11 @@ class Poller:
         moved = wanted - set(seen)
         newest = api.status_listing(None)
         if newest is not None and len(moved) > 1:
-            key = tuple(sorted(newest.items()))
-            if key not in groups or not groups[key][1] & moved:
+            newest_key = tuple(sorted(newest.items()))
+            if newest_key not in groups or not groups[newest_key][1] & moved:
                 per_page = max(int(v) for k, v in newest.items() if k in ("per_page", "limit", "page_size"))
                 pages = math.ceil(len(moved) / per_page) + 1
-                seen.update(await self._scan(key, newest, moved, wanted, max_pages=min(pages, len(moved) - 1)))
+                seen.update(await self._scan(newest_key, newest, moved, wanted, max_pages=min(pages, len(moved) - 1)))
         return seen
 
     async def _scan(
