@@ -165,8 +165,8 @@ class RecordingSender:
         self._sender, self._redact, self._say = sender, redact, say
         self._last: dict[str, str] = {}  # the last answer shown per call: a poll repeats it until something changes
 
-    def send(self, base_url: str, request: Any) -> Any:
-        response = self._sender.send(base_url, request)
+    def send(self, base_url: str, request: Any, budget: Any = None) -> Any:
+        response = self._sender.send(base_url, request, budget)
         query = "&".join(f"{k}={v}" for k, v in request.params)
         target = self._redact(request.path + (f"?{query}" if query else ""))
         body = describe_body(response.body, self._redact)
