@@ -170,10 +170,10 @@ def connection(vendor: str, base_url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def connection_env(base_urls: Mapping[str, str]) -> dict[str, str]:
+def connection_env(base_urls: Mapping[str, str], **extra: Any) -> dict[str, str]:
     """``AIRFLOW_CONN_BENCH_<VENDOR>`` for each vendor, the way a deployment defines connections in the environment."""
     return {
-        f"AIRFLOW_CONN_{CONN_IDS[vendor].upper()}": json.dumps(connection(vendor, url))
+        f"AIRFLOW_CONN_{CONN_IDS[vendor].upper()}": json.dumps(connection(vendor, url, **extra))
         for vendor, url in base_urls.items()
     }
 
