@@ -11,19 +11,23 @@ import contextlib
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+import pydantic
 
 from airflow_workflow_provider.core.errors import (
     ErrorDetails,
+    InvalidResponseError,
     WorkflowApiError,
-    WorkflowInputError,
+    WorkflowProviderError,
     error_class_for_status,
 )
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse, RetryPolicy, Timeouts, parse_retry_after
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
 from airflow_workflow_provider.core.ratelimit import RateBudget, RateLimit, budget_for, rate_limit_from_extra
+from airflow_workflow_provider.core.security import REDACTED, Redactor, TransportPolicy, require_credential
 from airflow_workflow_provider.core.states import ExecutionState, StatusMap
 from airflow_workflow_provider.core.validation import (
     require_api_path,
@@ -40,9 +44,21 @@ log = logging.getLogger(__name__)
 # An auth flow yields the requests to send and receives each answer; it returns the answer to
 # the caller's request. Static-header vendors yield once; SailPoint fetches and refreshes a token.
 AuthFlow = Generator[ApiRequest, ApiResponse, ApiResponse]
-REDACTED = "***"
 # Whatever follows "Bearer " is a credential, known to us or not (a token echoed by a proxy).
 BEARER_VALUE = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]+=*")
+T = TypeVar("T")
+# What a parser meets in an answer of the wrong shape: a status that is an object (unhashable), a
+# list where a time belongs (pydantic), epoch 1e300 (overflow), a missing key, deep nesting.
+MALFORMED_ANSWER_ERRORS = (
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+    pydantic.ValidationError,
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,7 @@ class ClientSettings:
     #: The connection extra's ``rate_limit_requests`` / ``rate_limit_period`` (e.g. a quota the vendor
     #: raised for this credential), as given; either may be missing.
     rate_limit: Mapping[str, Any] = field(default_factory=dict)
+    transport: TransportPolicy = field(default_factory=TransportPolicy)
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> ClientSettings:
@@ -77,6 +94,7 @@ class ClientSettings:
             timeouts=timeouts,
             retry_policy=retry_policy,
             rate_limit=rate_limit,
+            transport=TransportPolicy.from_extra(extra),
         )
 
 
@@ -109,6 +127,7 @@ class VendorApi(ABC):
         self.settings = settings
         self._secrets = tuple(s for s in secrets if s)
         self._masked: set[str] = set()
+        self._redactor: tuple[tuple[str, ...], Redactor] = ((), Redactor())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -137,9 +156,14 @@ class VendorApi(ABC):
         return fresh
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        return BEARER_VALUE.sub(rf"\1{REDACTED}", text)
+        """``text`` with every credential, and its URL-encoded and escaped forms, replaced by ``***``.
+
+        Whatever follows "Bearer " goes too, known to us or not (a token echoed by a proxy).
+        """
+        secrets = self.secrets
+        if self._redactor[0] != secrets:  # a SailPoint token was fetched since
+            self._redactor = (secrets, Redactor(secrets))
+        return BEARER_VALUE.sub(rf"\1{REDACTED}", self._redactor[1](text))
 
     def auth_headers(self) -> dict[str, str]:
         return {}
@@ -242,15 +266,41 @@ class VendorApi(ABC):
             vendor=self.vendor,
             operation=request.operation,
             status_code=response.status,
-            code=details.code,
+            # A vendor, or a proxy in between, may echo a credential in any field of its error.
+            code=self._redact_optional(details.code),
             message=self.redact(details.message or "no reason given"),
-            tracking_id=details.tracking_id,
+            tracking_id=self._redact_optional(details.tracking_id),
             retry_after=self.retry_after(response) if response.status == 429 else None,
         )
+
+    def _redact_optional(self, value: Any) -> str | None:
+        return None if value is None else self.redact(str(value))
 
     def raise_for_error(self, request: ApiRequest, response: ApiResponse) -> None:
         if self.is_error(request, response):
             raise self.error_for(request, response)
+
+    def read_answer(
+        self, request: ApiRequest, response: ApiResponse, parse: Callable[[ApiRequest, ApiResponse], T]
+    ) -> T:
+        """Judge the answer (error or not) and parse it; an answer of the wrong shape is an ``InvalidResponseError``.
+
+        Whatever a hostile or broken answer makes a parser trip on (see ``MALFORMED_ANSWER_ERRORS``)
+        ends as our own error type, so that callers that catch ours (triggers) never crash.
+        """
+        try:
+            self.raise_for_error(request, response)
+            return parse(request, response)
+        except WorkflowProviderError:
+            raise
+        except MALFORMED_ANSWER_ERRORS as exc:
+            error = InvalidResponseError(
+                vendor=self.vendor,
+                operation=request.operation,
+                status_code=response.status,
+                message=f"the answer does not have the documented shape ({type(exc).__name__})",
+            )
+        raise error
 
     # -- helpers for vendor modules --------------------------------------------------------------
 
@@ -317,15 +367,12 @@ def object_at(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 
 def require_secret(field: str, value: str | None, what: str) -> str:
-    if not value:
-        raise WorkflowInputError(field, f"is empty; set the {what} in the Airflow connection")
-    return value
+    """A credential from the connection, stripped of surrounding whitespace (see ``require_credential``)."""
+    return require_credential(field, value, what)
 
 
 def require_mapping(response: ApiResponse, body: Any, what: str) -> dict[str, Any]:
     """A JSON object where the vendor documents one, else a typed error rather than a KeyError later."""
-    from airflow_workflow_provider.core.errors import InvalidResponseError
-
     if not isinstance(body, dict):
         raise InvalidResponseError(
             vendor=response.vendor,

@@ -7,6 +7,7 @@
     └── WorkflowApiError              a vendor call failed; carries vendor, operation, status, code, tracking id
         ├── WorkflowTransportError    no usable answer: unreachable host, reset connection, timeout
         ├── InvalidResponseError      an answer that is not the JSON the vendor documents
+        │   └── ResponseTooLargeError an answer beyond the connection's max_response_mb (never retried)
         ├── BadRequestError           400, 422
         │   └── ConflictError         409, or an action that does not fit the execution's state
         ├── AuthenticationError       401 (and Datadog's 403 for a bad API key)
@@ -95,6 +96,10 @@ class WorkflowTransportError(WorkflowApiError):
 
 class InvalidResponseError(WorkflowApiError):
     """The vendor answered with something that is not the documented JSON."""
+
+
+class ResponseTooLargeError(InvalidResponseError):
+    """The answer was larger than the connection allows (``max_response_mb``); reading stopped at the limit."""
 
 
 class BadRequestError(WorkflowApiError):

@@ -108,7 +108,7 @@ class BaseWorkflowsHook(BaseHook, Generic[ApiT]):
 
     @cached_property
     def _sender(self) -> SyncSender:
-        return SyncSender(self.api.vendor, self.api.settings.timeouts)
+        return SyncSender(self.api.vendor, self.api.settings.timeouts, self.api.settings.transport)
 
     def close(self) -> None:
         if "_sender" in self.__dict__:
@@ -132,12 +132,11 @@ class BaseWorkflowsHook(BaseHook, Generic[ApiT]):
                     api.auth_flow(request), lambda r: self._sender.send(api.base_url, r, budget)
                 )
                 _register_secrets(api.secrets_to_mask())
-                api.raise_for_error(request, response)
-                return parse(request, response)
+                return api.read_answer(request, response, parse)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _acall(self, request: ApiRequest, parse: Parser[T], api: ApiT, *, patient: bool = False) -> T:
-        sender = AsyncSender(api.vendor, api.settings.timeouts)
+        sender = AsyncSender(api.vendor, api.settings.timeouts, api.settings.transport)
         budget = api.rate_budget
         async for attempt in api.settings.retry_policy.async_retrying(request, api.vendor, patient=patient):
             with attempt:
@@ -145,8 +144,7 @@ class BaseWorkflowsHook(BaseHook, Generic[ApiT]):
                     api.auth_flow(request), lambda r: sender.send(api.base_url, r, budget)
                 )
                 await _aregister_secrets(api.secrets_to_mask())
-                api.raise_for_error(request, response)
-                return parse(request, response)
+                return api.read_answer(request, response, parse)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     # -- the operations ------------------------------------------------------------------------

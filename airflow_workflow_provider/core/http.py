@@ -19,7 +19,8 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 import pendulum
 import requests
@@ -29,10 +30,14 @@ from requests.adapters import HTTPAdapter
 from airflow_workflow_provider.core.errors import (
     InvalidResponseError,
     RateLimitedError,
+    ResponseTooLargeError,
     ServerError,
+    WorkflowInputError,
     WorkflowTransportError,
 )
 from airflow_workflow_provider.core.ratelimit import RateBudget, RateLimit
+from airflow_workflow_provider.core.security import READ_CHUNK, REDACTED, TransportPolicy
+from airflow_workflow_provider.core.validation import shown_url
 
 if TYPE_CHECKING:
     import aiohttp
@@ -65,6 +70,17 @@ class ApiRequest:
     def with_headers(self, headers: Mapping[str, str]) -> ApiRequest:
         return replace(self, headers={**self.headers, **headers})
 
+    def __repr__(self) -> str:
+        # Error trackers (Sentry) print stack-frame variables with repr(): header and form values
+        # are credentials (API keys, a Bearer token, an OAuth client secret), the body is the payload.
+        return (
+            f"ApiRequest(operation={self.operation!r}, method={self.method!r}, path={self.path!r}, "
+            f"params={list(self.params)!r}, headers={dict.fromkeys(self.headers, REDACTED)!r}, "
+            f"form={dict.fromkeys(self.form, REDACTED) if self.form is not None else None!r}, "
+            f"json_body={'<' + type(self.json_body).__name__ + '>' if self.json_body is not None else None}, "
+            f"idempotent={self.idempotent!r})"
+        )
+
 
 @dataclass(frozen=True)
 class ApiResponse:
@@ -75,6 +91,13 @@ class ApiResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+    def __repr__(self) -> str:
+        # The body may hold an OAuth token (SailPoint's token answer): only its size is shown.
+        return (
+            f"ApiResponse(vendor={self.vendor!r}, operation={self.operation!r}, status={self.status!r}, "
+            f"body=<{len(self.body)} bytes>)"
+        )
 
     @property
     def ok(self) -> bool:
@@ -88,14 +111,20 @@ class ApiResponse:
             return None
         try:
             return json.loads(self.body)
-        except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not text
-            problem = f"{exc.msg} at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
-            raise InvalidResponseError(
-                vendor=self.vendor,
-                operation=self.operation,
-                status_code=self.status,
-                message=f"the answer is not valid JSON ({problem})",
-            ) from None
+        except json.JSONDecodeError as exc:
+            problem = f"{exc.msg} at position {exc.pos}"
+        except UnicodeDecodeError:  # bytes that are not text
+            problem = "not UTF-8 text"
+        except ValueError:  # e.g. a number with more digits than Python converts
+            problem = "a value Python cannot read, such as a number with thousands of digits"
+        except RecursionError:
+            problem = "nested too deeply"
+        raise InvalidResponseError(
+            vendor=self.vendor,
+            operation=self.operation,
+            status_code=self.status,
+            message=f"the answer is not valid JSON ({problem})",
+        )
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -140,6 +169,8 @@ class RetryPolicy:
     max_backoff: float = 60.0
 
     def is_retryable(self, exc: BaseException, request: ApiRequest) -> bool:
+        if isinstance(exc, ResponseTooLargeError):
+            return False  # the same answer would be read again, up to the limit, for nothing
         if isinstance(exc, RateLimitedError):
             return True
         if isinstance(exc, WorkflowTransportError):
@@ -312,17 +343,80 @@ class SingleFlight:
 SINGLE_FLIGHT = SingleFlight()
 
 
+def _request_url(base_url: str, request: ApiRequest) -> str:
+    url = base_url + request.path
+    _require_same_host(base_url, url)
+    return url
+
+
 def _request_arguments(base_url: str, request: ApiRequest) -> dict[str, Any]:
-    """What both HTTP stacks take alike, so the sync and async sends cannot drift apart."""
+    """What both HTTP stacks take alike, so the sync and async sends cannot drift apart.
+
+    Passed straight into the call, never kept in a variable: error trackers record the local
+    variables of every frame, and this dict holds the credentials in clear.
+    """
     return {
         "method": request.method,
-        "url": base_url + request.path,
+        "url": _request_url(base_url, request),
         "params": list(request.params) or None,
         "json": request.json_body,
         "data": request.form,
         "headers": dict(request.headers),
         "allow_redirects": False,
     }
+
+
+def _require_same_host(base_url: str, url: str) -> None:
+    """The request goes to the host the connection names, and carries no ``user@`` part.
+
+    Credentials are attached for that host alone: a URL whose final host differs (a crafted tenant
+    or path) or that carries userinfo (which makes HTTP libraries send Basic auth instead) is refused.
+    """
+    base, final = urlsplit(base_url), urlsplit(url)
+    if "@" in final.netloc or final.hostname != base.hostname or final.port != base.port or not final.hostname:
+        raise WorkflowInputError(
+            "base_url", f"the request URL must stay on the API host, got {shown_url(url)!r} for {shown_url(base_url)!r}"
+        )
+
+
+def _too_large(vendor: str, request: ApiRequest, status: int, policy: TransportPolicy) -> ResponseTooLargeError:
+    return ResponseTooLargeError(
+        vendor=vendor,
+        operation=request.operation,
+        status_code=status,
+        message=(
+            f"the answer is larger than {policy.max_response_mb:g} MB and was not read further "
+            "(raise the connection extra max_response_mb if the vendor really sends that much)"
+        ),
+    )
+
+
+def _declared_length(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("content-length") or headers.get("Content-Length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _refused_before_sending(request: ApiRequest) -> WorkflowInputError:
+    """An HTTP library refused to build the request (a header or URL it cannot send).
+
+    Its own message would quote the offending value, which may be a credential: not repeated here.
+    """
+    return WorkflowInputError(
+        f"{request.operation} request",
+        "the HTTP library refused a header or the URL as invalid (check the connection's host and credentials "
+        "for spaces, line breaks or other characters that do not belong there)",
+    )
+
+
+def _raise_unchained(error: Exception) -> NoReturn:
+    """Raise ``error`` with no cause or context: library exceptions and their frames hold the request's headers."""
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    raise error
 
 
 def _transport_error(
@@ -342,10 +436,14 @@ def _transport_error(
 class SyncSender:
     """Sends requests over one pooled :class:`requests.Session`."""
 
-    def __init__(self, vendor: str, timeouts: Timeouts) -> None:
+    def __init__(self, vendor: str, timeouts: Timeouts, policy: TransportPolicy | None = None) -> None:
         self.vendor = vendor
         self.timeouts = timeouts
+        self.policy = policy or TransportPolicy()
         self.session = requests.Session()
+        # No .netrc, no environment proxies behind our back: the TransportPolicy decides proxies for
+        # both stacks alike, and a .netrc entry must never replace the credentials we send.
+        self.session.trust_env = False
         # Retries belong to the RetryPolicy, which knows which calls may be resent; urllib3 must not resend.
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         self.session.mount("https://", adapter)
@@ -369,19 +467,49 @@ class SyncSender:
         return response
 
     def _send(self, base_url: str, request: ApiRequest) -> ApiResponse:
+        proxy = self.policy.proxy_for(_request_url(base_url, request))
+        error: Exception
         try:
-            answer = self.session.request(
-                **_request_arguments(base_url, request), timeout=(self.timeouts.connect, self.timeouts.read)
+            with self.session.request(
+                **_request_arguments(base_url, request),
+                timeout=(self.timeouts.connect, self.timeouts.read),
+                stream=True,
+                proxies={"http": proxy, "https": proxy} if proxy else {},
+                verify=_ca_bundle(),
+            ) as answer:
+                headers = {k.lower(): v for k, v in answer.headers.items()}
+                return ApiResponse(
+                    vendor=self.vendor,
+                    operation=request.operation,
+                    status=answer.status_code,
+                    headers=headers,
+                    body=self._read(request, answer, headers),
+                )
+        except requests.exceptions.ContentDecodingError:
+            error = InvalidResponseError(
+                vendor=self.vendor,
+                operation=request.operation,
+                message="the answer's compressed body could not be decompressed",
             )
         except requests.RequestException as exc:
-            raise self._transport_error(request, exc) from exc
-        return ApiResponse(
-            vendor=self.vendor,
-            operation=request.operation,
-            status=answer.status_code,
-            headers={k.lower(): v for k, v in answer.headers.items()},
-            body=answer.content,
-        )
+            error = _refused_before_sending(request) if _refused_request(exc) else self._transport_error(request, exc)
+        except ValueError:
+            # http.client refuses a header value holding a line break with a ValueError that quotes it.
+            error = _refused_before_sending(request)
+        _raise_unchained(error)
+
+    def _read(self, request: ApiRequest, answer: requests.Response, headers: Mapping[str, str]) -> bytes:
+        """The body, decompressed, stopping as soon as it exceeds the policy's limit."""
+        limit = self.policy.max_response_bytes
+        declared = _declared_length(headers)
+        if declared is not None and declared > limit:
+            raise _too_large(self.vendor, request, answer.status_code, self.policy)
+        body = bytearray()
+        for chunk in answer.iter_content(READ_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(self.vendor, request, answer.status_code, self.policy)
+        return bytes(body)
 
     def _transport_error(self, request: ApiRequest, exc: requests.RequestException) -> WorkflowTransportError:
         never_sent = isinstance(exc, requests.ConnectTimeout) or _is_connect_failure(exc)
@@ -393,6 +521,20 @@ class SyncSender:
             timed_out=isinstance(exc, requests.Timeout),
             read_timeout=self.timeouts.read,
         )
+
+
+def _refused_request(exc: BaseException) -> bool:
+    """Whether requests refused to build the request (not a network failure)."""
+    return isinstance(
+        exc, (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
+    )
+
+
+def _ca_bundle() -> str | bool:
+    """requests' own CA bundle variables, still honoured although the session no longer trusts the environment."""
+    import os
+
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
 def _is_connect_failure(exc: BaseException) -> bool:
@@ -435,7 +577,9 @@ def _loop_session() -> _LoopSession:
     entry = _ASYNC_SESSIONS.get(loop)
     if entry is None or entry.session.closed:
         connector = aiohttp.TCPConnector(limit=200, limit_per_host=CONNECTIONS_PER_HOST)
-        entry = _LoopSession(aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}))
+        # trust_env stays off: no .netrc and no environment proxies; the TransportPolicy passes the proxy.
+        session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}, trust_env=False)
+        entry = _LoopSession(session)
         _ASYNC_SESSIONS[loop] = entry
     return entry
 
@@ -467,9 +611,10 @@ async def close_shared_async_session() -> None:
 class AsyncSender:
     """The async twin of :class:`SyncSender`, on the event loop's shared aiohttp session."""
 
-    def __init__(self, vendor: str, timeouts: Timeouts) -> None:
+    def __init__(self, vendor: str, timeouts: Timeouts, policy: TransportPolicy | None = None) -> None:
         self.vendor = vendor
         self.timeouts = timeouts
+        self.policy = policy or TransportPolicy()
 
     async def send(self, base_url: str, request: ApiRequest, budget: RateBudget | None = None) -> ApiResponse:
         key = request.context.get("single_flight")
@@ -487,20 +632,38 @@ class AsyncSender:
     async def _send(self, base_url: str, request: ApiRequest) -> ApiResponse:
         import aiohttp
 
+        proxy = self.policy.proxy_for(_request_url(base_url, request))
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeouts.connect, sock_read=self.timeouts.read)
         session = shared_async_session()
+        error: Exception
         try:
-            async with session.request(**_request_arguments(base_url, request), timeout=timeout) as answer:
-                body = await answer.read()
+            async with session.request(**_request_arguments(base_url, request), timeout=timeout, proxy=proxy) as answer:
+                headers = {k.lower(): v for k, v in answer.headers.items()}
                 return ApiResponse(
                     vendor=self.vendor,
                     operation=request.operation,
                     status=answer.status,
-                    headers={k.lower(): v for k, v in answer.headers.items()},
-                    body=body,
+                    headers=headers,
+                    body=await self._read(request, answer, headers),
                 )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise self._transport_error(request, exc) from exc
+            error = self._transport_error(request, exc)
+        except ValueError:
+            # aiohttp refuses a header holding a line break with a bare ValueError that quotes it.
+            error = _refused_before_sending(request)
+        _raise_unchained(error)
+
+    async def _read(self, request: ApiRequest, answer: aiohttp.ClientResponse, headers: Mapping[str, str]) -> bytes:
+        limit = self.policy.max_response_bytes
+        declared = _declared_length(headers)
+        if declared is not None and declared > limit:
+            raise _too_large(self.vendor, request, answer.status, self.policy)
+        body = bytearray()
+        async for chunk in answer.content.iter_chunked(READ_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(self.vendor, request, answer.status, self.policy)
+        return bytes(body)
 
     def _transport_error(self, request: ApiRequest, exc: BaseException) -> WorkflowTransportError:
         import aiohttp

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import pendulum
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from airflow_workflow_provider.core.security import DEFAULT_MAX_OUTPUT_BYTES, MAX_SUMMARY_TEXT, bound_output
 from airflow_workflow_provider.core.states import ExecutionState
 
 
@@ -30,7 +31,6 @@ def to_pendulum(value: Any) -> pendulum.DateTime | None:
 
 
 Timestamp = Annotated[pendulum.DateTime | None, BeforeValidator(to_pendulum)]
-
 
 class WorkflowExecution(BaseModel):
     """One run of a vendor workflow, normalised.
@@ -64,9 +64,20 @@ class WorkflowExecution(BaseModel):
     def succeeded(self) -> bool:
         return self.state is ExecutionState.SUCCEEDED
 
-    def summary(self) -> dict[str, Any]:
-        """A small JSON-serialisable view, for XCom and logs (no raw payload)."""
-        return self.model_dump(mode="json", exclude={"raw", "steps"})
+    def summary(
+        self, *, max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES, include_output: bool = True
+    ) -> dict[str, Any]:
+        """A small JSON-serialisable view, for XCom, trigger events and logs (no raw payload, no steps).
+
+        The vendor's ``output`` is kept up to ``max_output_bytes`` of JSON (None: whole), else left out
+        with ``output_truncated: true``; ``include_output=False`` leaves it out always (list summaries).
+        """
+        summary = self.model_dump(mode="json", exclude={"raw", "steps", "output"})
+        if summary.get("error_message") and len(summary["error_message"]) > MAX_SUMMARY_TEXT:
+            summary["error_message"] = summary["error_message"][: MAX_SUMMARY_TEXT - 1] + "…"
+        if not include_output:
+            return summary
+        return bound_output({**summary, "output": self.output}, max_output_bytes)
 
     def describe_failure(self) -> str:
         """The vendor's reason for a failed or canceled execution, in one line."""

@@ -90,12 +90,32 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def shown_url(value: Any, *, limit: int = 120) -> str:
+    """A URL as an error may show it: anything before an ``@`` (credentials), the query and fragment left out.
+
+    Works on text that is not a valid URL too: that is when it gets shown, in an error.
+    """
+    text = str(value).strip()
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "", text
+    if "@" in rest:  # the last one: a password may hold '@', '/', '?' or '#'
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    cut = re.split(r"[?#]", rest, maxsplit=1)
+    shown = (f"{scheme}://" if separator else "") + cut[0] + ("?…" if len(cut) > 1 else "")
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 def require_base_url(field: str, value: str) -> str:
     """An API base URL override: https, or plain http only to this machine (the emulator, a local proxy)."""
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise WorkflowInputError(field, f"is not a URL that can be read, got {shown_url(value)!r}") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise WorkflowInputError(
-            field, f"must be an absolute http(s) URL such as https://proxy.example.com, got {value!r}"
+            field, f"must be an absolute http(s) URL such as https://proxy.example.com, got {shown_url(value)!r}"
         )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise WorkflowInputError(
@@ -103,7 +123,7 @@ def require_base_url(field: str, value: str) -> str:
         )
     if parts.query or parts.fragment:
         raise WorkflowInputError(field, "must not carry a query string or fragment")
-    if parts.username or parts.password:
+    if "@" in parts.netloc:
         raise WorkflowInputError(field, "must not carry credentials; put them in the connection's secret fields")
     return value.strip().rstrip("/")
 

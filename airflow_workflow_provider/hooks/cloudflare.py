@@ -141,7 +141,8 @@ class CloudflareApi(VendorApi):
             raise WorkflowInputError("extra.account_id (Account ID)", "is empty; set the Cloudflare account id")
         self.account_id = require_id("extra.account_id (Account ID)", account_id)
         self._secret = require_secret("password (API token)", api_token, "Cloudflare API token or Global API Key")
-        self._email = email or None
+        # The email goes into a header too: stripped and checked like a credential.
+        self._email = require_secret("login (Email)", email, "Cloudflare account email") if email else None
         super().__init__(base_url=settings.base_url or API_ORIGIN, settings=settings, secrets=(self._secret,))
 
     def auth_headers(self) -> dict[str, str]:

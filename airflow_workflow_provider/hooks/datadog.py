@@ -391,10 +391,17 @@ class DatadogWorkflowsHook(BaseWorkflowsHook[DatadogApi]):
 
     @classmethod
     def build_api(cls, conn: Any, extra: Mapping[str, Any]) -> DatadogApi:
+        if "application_key" in extra:
+            # The name this provider used first. Airflow masks extras by name only and this one matches
+            # none of its sensitive words: the key shows in clear in the UI, the REST API and the CLI.
+            raise WorkflowInputError(
+                "extra.application_key",
+                "is no longer read because Airflow shows it unmasked; rename the extra to application_key_secret "
+                "(and rotate the key if others could see the connection)",
+            )
         return DatadogApi(
             site=conn.host or extra.get("site") or DEFAULT_SITE,
             api_key=conn.password,
-            # "application_key" is the name this provider used first; still read so existing connections work.
-            application_key=extra.get("application_key_secret") or extra.get("application_key"),
+            application_key=extra.get("application_key_secret"),
             settings=ClientSettings.from_extra(extra),
         )
