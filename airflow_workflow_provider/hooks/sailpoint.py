@@ -119,19 +119,36 @@ class _TokenCache:
 _TOKENS = _TokenCache()
 
 
+# SailPoint's own domains: https://{tenant}.api.identitynow.com, and identitynow-demo.com for demo tenants.
+# The OAuth client secret goes to this host: any other is refused (a custom host is what base_url is for).
+SAILPOINT_DOMAINS = ("identitynow.com", "identitynow-demo.com")
+TENANT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_NOT_IN_A_TENANT = re.compile(r"[@:?#\\/\s]")
+
+
 def tenant_hosts(tenant: str) -> tuple[str, str]:
-    """The API host and the UI host for a tenant given as ``acme``, ``acme.api.identitynow.com`` or a URL."""
+    """The API host and the UI host for a tenant given as ``acme``, ``acme.api.identitynow.com`` or its URL.
+
+    Only a tenant name, or a host under SailPoint's own domains, is accepted: a crafted value
+    (``acme.api.identitynow.com@evil.com``, ``acme.identitynow.com.evil.com``, ``acme.evil.com#.identitynow.com``)
+    would send the client secret and then the token to another host.
+    """
+    field = "host (Tenant)"
+    allowed = f"a tenant name such as acme, or its host under {' or '.join(SAILPOINT_DOMAINS)}"
     value = tenant.strip().lower()
-    for prefix in ("https://", "http://"):
-        value = value.removeprefix(prefix)
-    value = value.split("/", 1)[0]
+    # A pasted URL is fine (the API is always called over https); anything else in it is not.
+    value = value.removeprefix("https://").removeprefix("http://").removesuffix("/")
     if not value:
-        raise WorkflowInputError("host (Tenant)", "is empty; set the tenant name, e.g. acme")
+        raise WorkflowInputError(field, "is empty; set the tenant name, e.g. acme")
+    if _NOT_IN_A_TENANT.search(value):
+        raise WorkflowInputError(field, f"must be {allowed}, without '@ : ? # \\ /', a port, a path or whitespace")
     if "." not in value:
-        require_id("host (Tenant)", value, max_length=63)
-        return f"{value}.api.identitynow.com", f"{value}.identitynow.com"
-    name, _, domain = value.partition(".")
-    domain = domain.removeprefix("api.")
+        name, domain = value, SAILPOINT_DOMAINS[0]
+    else:
+        domain = next((d for d in SAILPOINT_DOMAINS if value.endswith(f".{d}")), "")
+        name = value.removesuffix(f".{domain}").removesuffix(".api") if domain else ""
+    if not domain or not TENANT_NAME.match(name):
+        raise WorkflowInputError(field, f"must be {allowed}")
     return f"{name}.api.{domain}", f"{name}.{domain}"
 
 
