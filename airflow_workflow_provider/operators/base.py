@@ -24,6 +24,7 @@ from airflow.providers.common.compat.sdk import AirflowTaskTimeout, BaseOperator
 from airflow_workflow_provider._compat import ResumableJobMixin
 from airflow_workflow_provider.core.errors import WorkflowExecutionFailed, WorkflowInputError, WorkflowWaitTimeout
 from airflow_workflow_provider.core.events import next_slot
+from airflow_workflow_provider.core.security import DEFAULT_MAX_OUTPUT_BYTES, bound_output
 from airflow_workflow_provider.core.states import (
     UNKNOWN_STATE_LIMIT,
     ExecutionState,
@@ -91,6 +92,9 @@ class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
     log: Any
     _execution_id: str | None
     _failure_message: str | None
+    #: The most of a vendor's ``output`` that goes to XCom, as JSON bytes; a larger one is left out of the
+    #: result (``output_truncated: true``). None: no limit.
+    max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES
 
     def _publish(self, context: Context, execution_id: str) -> None:
         """The id and the UI link go to XCom as soon as they are known, before any wait."""
@@ -190,7 +194,7 @@ class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
         if status in ("success", "reached"):
             self.log.info("%s", event.get("message"))
             self._say_if_inferred(event["execution"].get("state_note"))
-            return event["execution"]
+            return self._bounded_event_summary(event["execution"], execution_id)
         if status == "failure":
             execution = self.hook.get_execution(self.workflow, execution_id)
             return self._outcome(execution)
@@ -204,6 +208,19 @@ class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
         if note:
             self.log.warning("The outcome was inferred, not read: %s", note)
 
+    def _bounded_event_summary(self, summary: dict[str, Any], execution_id: str) -> dict[str, Any]:
+        """The trigger's summary (cut at the default size) within this task's own ``max_output_bytes``."""
+        allows_more = self.max_output_bytes is None or self.max_output_bytes > DEFAULT_MAX_OUTPUT_BYTES
+        if summary.get("output_truncated") and allows_more:
+            return self._summary(self.hook.get_execution(self.workflow, execution_id))
+        return bound_output(summary, self.max_output_bytes)
+
+    def _summary(self, execution: WorkflowExecution) -> dict[str, Any]:
+        summary = execution.summary(max_output_bytes=self.max_output_bytes)
+        if summary.get("output_truncated"):
+            self.log.warning("%s", summary.get("output_note"))
+        return summary
+
     def _outcome(self, execution: WorkflowExecution) -> dict[str, Any]:
         self._say_if_inferred(execution.state_note)
         if execution.state.is_failure:
@@ -213,9 +230,9 @@ class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
                 f"{detailed.state.value}: {detailed.describe_failure()}. See {detailed.url}"
             )
             self.log.error("%s", message)
-            raise self._failure(message, detailed.summary())
+            raise self._failure(message, self._summary(detailed))
         self.log.info("%s execution %s is %s", execution.vendor, execution.id, execution.state.value)
-        return execution.summary()
+        return self._summary(execution)
 
     def _failure(self, message: str, summary: dict[str, Any]) -> Exception:
         self._failure_message = message
@@ -252,6 +269,14 @@ def _deferrable_by_default() -> bool:
     return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
+def checked_output_limit(value: Any) -> int | None:
+    if value is None:
+        return None
+    from airflow_workflow_provider.core.validation import require_int_in_range
+
+    return require_int_in_range("max_output_bytes", value, 0, 2**31)
+
+
 def checked_wait_settings(poll_interval: Any, timeout: Any) -> tuple[float, float | None]:
     interval = require_positive_number("poll_interval", poll_interval)
     assert interval is not None
@@ -273,6 +298,8 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
     :param stop_states: also stop waiting, successfully, when the execution enters one of these states
         (e.g. ``["waiting"]`` for a Cloudflare instance waiting for an event).
     :param durable: on retry, reattach to the execution an earlier try started (Airflow 3.3+).
+    :param max_output_bytes: the most of the vendor's output, as JSON bytes, that the result (XCom) carries;
+        a larger output is left out with ``output_truncated: true`` (default 1 MiB; None: no limit).
     """
 
     template_fields: Sequence[str] = ("workflow", "payload")
@@ -291,11 +318,13 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = True,
         stop_states: Sequence[str] = (),
+        max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.workflow = workflow
         self.payload = payload
+        self.max_output_bytes = checked_output_limit(max_output_bytes)
         self.wait_for_completion = wait_for_completion
         self.poll_interval, self.timeout = checked_wait_settings(poll_interval, timeout)
         self.deferrable = deferrable
@@ -357,7 +386,7 @@ class BaseRunWorkflowOperator(ExecutionFollower, ResumableJobMixin, BaseOperator
         if self._execution_id != execution_id:  # reattached on a retry
             self._publish(context, execution_id)
         if not self.wait_for_completion:
-            self._result = self.hook.get_execution(self.workflow, execution_id).summary()
+            self._result = self._summary(self.hook.get_execution(self.workflow, execution_id))
         elif self.deferrable:
             self._result = self._defer(context, execution_id)
         else:
@@ -436,7 +465,8 @@ class BaseListWorkflowExecutionsOperator(VendorConnection["BaseWorkflowsHook[Any
         from itertools import islice
 
         listing = self.hook.list_executions(self.workflow, **self.filters)
-        executions = [e.summary() for e in islice(listing, self.max_results)]
+        # Outputs stay out: 10,000 executions with 50 KB outputs would make a 500 MB XCom row.
+        executions = [e.summary(include_output=False) for e in islice(listing, self.max_results)]
         truncated = len(executions) == self.max_results and next(listing, None) is not None
         counts: dict[str, int] = {}
         for execution in executions:
