@@ -1,4 +1,4 @@
-"""Reliability suite set-up: collects the fault-matrix cells and writes them to reports/fault-matrix.md at the end."""
+"""Reliability suite set-up: collects the fault-matrix cells and the security table, written to reports/ at the end."""
 
 from __future__ import annotations
 
@@ -139,9 +139,90 @@ def fault_matrix(pytestconfig: pytest.Config) -> Iterator[FaultMatrix]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    table = config.stash.get(_SECURITY_KEY, None)
+    if table is not None and table.attempts:
+        where = f"also in {SECURITY_REPORT}" if table.complete else f"a partial run: {SECURITY_REPORT} left as it was"
+        terminalreporter.write_sep("=", f"security table ({len(table.attempts)} attempts, {where})")
+        terminalreporter.write_line(table.render())
     matrix = config.stash.get(_MATRIX_KEY, None)
     if matrix is None or not matrix.cells:
         return
     where = f"also in {REPORT}" if matrix.complete else f"a partial run: {REPORT} left as it was"
     terminalreporter.write_sep("=", f"fault matrix ({len(matrix.cells)} cells, {where})")
     terminalreporter.write_line(matrix.render())
+
+
+# -- the security table ---------------------------------------------------------------------------
+
+SECURITY_REPORT = Path("reports") / "security.md"
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One attack of issue 14, tried against the provider: what it is and what stops it now."""
+
+    item: int
+    name: str
+    attack: str
+    defence: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of an attack (a vendor, a stack, a variant) and what was observed."""
+
+    attack: Attack
+    variant: str
+    outcome: str
+
+
+@dataclass
+class SecurityTable:
+    attempts: list[Attempt] = field(default_factory=list)
+    attacks: dict[str, Attack] = field(default_factory=dict)  # set by the test module
+
+    @property
+    def complete(self) -> bool:
+        """Every attack tried at least once: a partial run does not overwrite the report."""
+        tried = {attempt.attack.name for attempt in self.attempts}
+        return bool(self.attacks) and tried >= set(self.attacks)
+
+    def record(self, name: str, variant: str, outcome: str) -> None:
+        self.attempts.append(Attempt(self.attacks[name], variant, outcome.replace("|", "/").replace("\n", " ")))
+
+    def render(self) -> str:
+        lines = [
+            "# Security table",
+            "",
+            "Each attack of issue 14 tried against the provider (the emulator, or small hostile servers and an",
+            "attacker's stand-in host on 127.0.0.1), and what happened: every attack now fails.",
+            "Written by `tests/reliability/test_security.py` (one row per attack; the variants tried are listed).",
+            "",
+            "| # | attack | what stops it | variants tried | observed |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        by_attack: dict[str, list[Attempt]] = {}
+        for attempt in self.attempts:
+            by_attack.setdefault(attempt.attack.name, []).append(attempt)
+        for attack in sorted(self.attacks.values(), key=lambda a: (a.item, a.name)):
+            tried = by_attack.get(attack.name, [])
+            variants = ", ".join(sorted({a.variant for a in tried})) or "not run"
+            outcomes = "; ".join(sorted({a.outcome for a in tried})) or "not run"
+            lines.append(f"| {attack.item} | {attack.attack} | {attack.defence} | {variants} | {outcomes} |")
+        return "\n".join(lines) + "\n"
+
+
+_SECURITY_KEY = pytest.StashKey[SecurityTable]()
+
+
+@pytest.fixture(scope="session")
+def security_table(pytestconfig: pytest.Config) -> Iterator[SecurityTable]:
+    """Where the security tests record what each attack did; written to reports/security.md at the end."""
+    if _SECURITY_KEY not in pytestconfig.stash:
+        pytestconfig.stash[_SECURITY_KEY] = SecurityTable()
+    table = pytestconfig.stash[_SECURITY_KEY]
+    yield table
+    if table.complete:
+        path = pytestconfig.rootpath / SECURITY_REPORT
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(table.render())
