@@ -42,6 +42,23 @@ class ConnectionForm:
                 "Leave empty to use the vendor's public API. For a proxy, or the offline emulator.",
                 placeholder=BASE_URL_PLACEHOLDER,
             ),
+            # The transport policy (core/security.py), the same for every vendor and both HTTP stacks.
+            "proxy_url": ExtraField(
+                "HTTP proxy",
+                "Send every request through this proxy (http(s)://host:port, no credentials). Empty: the "
+                "environment's HTTPS_PROXY/NO_PROXY for vendor hosts, never for 127.0.0.1.",
+                placeholder="optional: http://proxy.example.com:3128",
+            ),
+            "use_environment_proxy": ExtraField(
+                "Use the environment's proxy",
+                "true (default) or false: whether HTTPS_PROXY/HTTP_PROXY apply when no proxy is set here.",
+                placeholder="true",
+            ),
+            "max_response_mb": ExtraField(
+                "Largest answer (MB)",
+                "An answer larger than this, once decompressed, is refused unread (default 32, at most 1024).",
+                placeholder="32",
+            ),
         }
 
     def behaviour(self) -> dict[str, Any]:

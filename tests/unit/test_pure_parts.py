@@ -305,7 +305,15 @@ def test_hook_forms_for_older_airflow() -> None:
     from airflow_workflow_provider.hooks.datadog import DatadogWorkflowsHook
 
     widgets = SailPointWorkflowsHook.get_connection_form_widgets()
-    assert set(widgets) == {"user_client_id", "user_client_secret", "api_version", "base_url"}
+    assert set(widgets) == {
+        "user_client_id",
+        "user_client_secret",
+        "api_version",
+        "base_url",
+        "proxy_url",
+        "use_environment_proxy",
+        "max_response_mb",
+    }
     assert widgets["api_version"].field_class is StringField and widgets["api_version"].kwargs["default"] == "v3"
     assert widgets["user_client_secret"].field_class is PasswordField
     secret = DatadogWorkflowsHook.get_connection_form_widgets()["application_key_secret"]
