@@ -5,6 +5,7 @@ Reference: https://developers.cloudflare.com/api/resources/workflows/subresource
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -15,7 +16,13 @@ import pendulum
 
 from airflow_workflow_provider.connection_forms import CLOUDFLARE
 from airflow_workflow_provider.core.api import ClientSettings, VendorApi, object_at, require_mapping, require_secret
-from airflow_workflow_provider.core.errors import ErrorDetails, InvalidResponseError, NotFoundError, WorkflowInputError
+from airflow_workflow_provider.core.errors import (
+    ConflictError,
+    ErrorDetails,
+    InvalidResponseError,
+    NotFoundError,
+    WorkflowInputError,
+)
 from airflow_workflow_provider.core.hook import BaseWorkflowsHook, ignore_body
 from airflow_workflow_provider.core.http import ApiRequest, ApiResponse
 from airflow_workflow_provider.core.models import Page, WorkflowExecution
@@ -205,11 +212,19 @@ class CloudflareApi(VendorApi):
         return "already exist" in details.message.lower() or "already_exists" in details.message.lower()
 
     def parse_start(self, request: ApiRequest, response: ApiResponse) -> str:
+        return self.parse_start_or_attach(request, response)[0]
+
+    def parse_start_or_attach(self, request: ApiRequest, response: ApiResponse) -> tuple[str, bool]:
+        """The instance id, and whether it already existed (an earlier try, or someone else, created it)."""
         if self._already_exists(response):
-            # The instance this id names was started by an earlier try: attach to it.
-            return str(request.context["instance_id"])
+            return str(request.context["instance_id"]), True
         result = require_mapping(response, _result(response), "result")
-        return str(result["id"])
+        return str(result["id"]), False
+
+    def is_our_instance(self, execution: WorkflowExecution, payload: Mapping[str, Any] | None) -> bool:
+        """Whether an instance that already existed under our id is the one we asked for: same ``params``."""
+        params = execution.raw.get("params")
+        return params is not None and params == json.loads(json.dumps(dict(payload or {})))
 
     # GET .../instances/{instance_id}?simple=true  (simple leaves out the steps: a cheap poll)
     def get_request(self, workflow: str, execution_id: str, *, include_steps: bool = False) -> ApiRequest:
@@ -463,6 +478,41 @@ class CloudflareWorkflowsHook(BaseWorkflowsHook[CloudflareApi]):
             email=conn.login,
             settings=ClientSettings.from_extra(extra),
         )
+
+    def start_execution(self, workflow: str, payload: Mapping[str, Any] | None = None, **vendor_options: Any) -> str:
+        """Start an instance and return its id; with an ``instance_id`` that already exists, attach only if ours.
+
+        "Already exists" is what a resent start meets when its first answer was lost: the instance is ours.
+        It is also what a start meets when another deployment already used the id: that instance is followed
+        only when its ``params`` are the payload asked for, else the start fails with ``ConflictError``.
+        """
+        request = self.api.start_request(
+            require_id("workflow", workflow), require_json_object("payload", payload), **vendor_options
+        )
+        execution_id, attached = self._call(request, self.api.parse_start_or_attach)
+        if attached:
+            existing = self._call(
+                self.api.get_request(workflow, execution_id, include_steps=True), self.api.parse_execution
+            )
+            if not self.api.is_our_instance(existing, payload):
+                raise ConflictError(
+                    vendor=self.api.vendor,
+                    operation="start_execution",
+                    status_code=409,
+                    message=(
+                        f"instance {execution_id} of workflow {workflow} already exists with other params: it was "
+                        "not started by this task (another deployment or DAG used the same instance id); "
+                        "choose another instance_id"
+                    ),
+                )
+            self.log.info(
+                "Cloudflare instance %s of workflow %s already existed with our params: attached",
+                execution_id,
+                workflow,
+            )
+        else:
+            self.log.info("Cloudflare started execution %s of workflow %s", execution_id, workflow)
+        return execution_id
 
     # -- Cloudflare's instance controls ------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -40,9 +41,14 @@ def _map_index(map_index: int | None) -> int:
 
 
 def derived_instance_id(dag_id: str, task_id: str, run_id: str, map_index: int, counter: int) -> str:
-    """An instance id that names one start of one task instance, the same on every retry of that start."""
-    digest = hashlib.sha256(f"{dag_id}\0{task_id}\0{run_id}\0{map_index}".encode()).hexdigest()[:32]
-    return f"airflow-{digest}-{counter}"
+    """A new instance id for one start of one task instance, unique to this deployment.
+
+    It is recorded in the task state before the start, so every retry of that start asks for the same id:
+    it need not be derived from anything. A random part keeps two deployments that run the same DAG for
+    the same date (staging and production) from asking for the same id; the task part keeps it readable.
+    """
+    digest = hashlib.sha256(f"{dag_id}\0{task_id}\0{run_id}\0{map_index}".encode()).hexdigest()[:16]
+    return f"airflow-{digest}-{secrets.token_hex(12)}-{counter}"
 
 
 class CloudflareRunWorkflowOperator(BaseRunWorkflowOperator):
