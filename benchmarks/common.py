@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import requests
 
-from airflow_workflow_provider.testing.emulator import VENDORS, EmulatorCredentials
+from airflow_workflow_provider.testing.emulator import VENDORS, EmulatorCredentials, read_control_token
 
 ROOT = Path(__file__).resolve().parents[1]
 CONN_IDS = {vendor: f"bench_{vendor}" for vendor in VENDORS}
@@ -118,6 +118,8 @@ class EmulatorProcess:
             raise
         self.port = int(self.url.rsplit(":", 1)[1])
         self.session = requests.Session()
+        self.control_token = read_control_token(url_file)
+        self.session.headers["X-Emulator-Token"] = self.control_token
 
     def base_url(self, vendor: str) -> str:
         return f"{self.url}/{vendor}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,7 @@ def _child(out: Path, emulator_url: str, sizes: list[int]) -> None:
         "sailpoint": sailpoint.MAX_LIMIT,
     }
     control = requests.Session()
+    control.headers["X-Emulator-Token"] = os.environ["EMULATOR_CONTROL_TOKEN"]
 
     def log_length() -> int:
         return len(control.get(f"{emulator_url}/_emulator/requests", timeout=120).json())
@@ -113,6 +115,7 @@ def run(workdir: Path, sizes: tuple[int, ...] = SIZES) -> Section:
     try:
         out = workdir / "listing.json"
         env = child_env(workdir, connection_env({v: emulator.base_url(v) for v in VENDORS}))
+        env["EMULATOR_CONTROL_TOKEN"] = emulator.control_token
         child = spawn(
             ["-m", "benchmarks.listing", str(out), emulator.url, ",".join(map(str, sizes))],
             env,

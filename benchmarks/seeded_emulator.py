@@ -15,6 +15,7 @@ import sys
 import threading
 
 from airflow_workflow_provider.testing.emulator import WorkflowEmulator
+from airflow_workflow_provider.testing.emulator.cli import token_file_for
 
 
 def main(argv: list[str]) -> int:
@@ -31,13 +32,16 @@ def main(argv: list[str]) -> int:
         for seed in args.seed:
             vendor, workflow, count = seed.split(":")
             emulator.create_executions(vendor, workflow, int(count), finished=True)
-        temporary = args.url_file + ".tmp"
-        with open(temporary, "w") as handle:
-            handle.write(emulator.url)
-        os.replace(temporary, args.url_file)
+        # The control token first, where read_control_token looks for it, then the URL that readers poll for.
+        for path, text in ((token_file_for(args.url_file), emulator.control_token), (args.url_file, emulator.url)):
+            temporary = path + ".tmp"
+            with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+                handle.write(text)
+            os.replace(temporary, path)
         while not stop.wait(0.5):
             pass
     os.unlink(args.url_file)
+    os.unlink(token_file_for(args.url_file))
     return 0
 
 

@@ -316,6 +316,7 @@ class Deployment:
     redis_port: int | None = None
     username: str = ADMIN_USER
     emulator_url: str = ""
+    emulator_headers: dict[str, str] = field(default_factory=dict)  # the control API's per-start token
     processes: dict[str, subprocess.Popen[Any]] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
     # Earlier processes of restarted components: stop() also ends what is left of their sessions.
@@ -598,19 +599,24 @@ class Deployment:
     def script_workflow(self, vendor: str, workflow: str, **script: Any) -> None:
         """How the emulator's executions of ``workflow`` behave (duration, outcome, events to wait for)."""
         body = {"vendor": vendor, "workflow": workflow, **script}
-        answer = requests.post(f"{self.emulator_url}/_emulator/scripts", json=body, timeout=10)
+        answer = requests.post(
+            f"{self.emulator_url}/_emulator/scripts", json=body, headers=self.emulator_headers, timeout=10
+        )
         assert answer.status_code == 200, f"scripting {body} failed: {answer.status_code} {answer.text}"
 
     def emulator_executions(self, vendor: str, workflow: str) -> list[dict[str, Any]]:
         answer = requests.get(
-            f"{self.emulator_url}/_emulator/executions", params={"vendor": vendor, "workflow": workflow}, timeout=10
+            f"{self.emulator_url}/_emulator/executions",
+            params={"vendor": vendor, "workflow": workflow},
+            headers=self.emulator_headers,
+            timeout=10,
         )
         assert answer.status_code == 200, answer.text
         return list(answer.json())
 
     def emulator_requests(self) -> list[dict[str, Any]]:
         """Every vendor request the emulator received, oldest first (vendor, operation, method, path, status)."""
-        answer = requests.get(f"{self.emulator_url}/_emulator/requests", timeout=30)
+        answer = requests.get(f"{self.emulator_url}/_emulator/requests", headers=self.emulator_headers, timeout=30)
         assert answer.status_code == 200, answer.text
         return list(answer.json())
 
@@ -661,6 +667,8 @@ def _environment(
 
 
 def _start_emulator(deployment: Deployment, deadline: float) -> None:
+    from airflow_workflow_provider.testing.emulator import read_control_token
+
     url_file = deployment.home / "emulator-url"
     deployment.start(
         "emulator",
@@ -671,11 +679,14 @@ def _start_emulator(deployment: Deployment, deadline: float) -> None:
         assert time.monotonic() < deadline, f"the emulator did not start in time\n{deployment.log_tails()}"
         time.sleep(0.1)
     deployment.emulator_url = url_file.read_text().strip()
+    deployment.emulator_headers = {"X-Emulator-Token": read_control_token(url_file)}
     dag_code = "\n".join(path.read_text() for path in deployment.dags_folder.glob("*.py"))
     for script in EMULATOR_SCRIPTS:
         if f'"{script["workflow"]}"' not in dag_code:  # only for workflows the example DAGs use
             continue
-        answer = requests.post(f"{deployment.emulator_url}/_emulator/scripts", json=script, timeout=10)
+        answer = requests.post(
+            f"{deployment.emulator_url}/_emulator/scripts", json=script, headers=deployment.emulator_headers, timeout=10
+        )
         assert answer.status_code == 200, f"scripting {script} failed: {answer.status_code} {answer.text}"
 
 

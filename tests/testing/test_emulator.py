@@ -21,7 +21,12 @@ import aiohttp
 import pytest
 import requests
 
-from airflow_workflow_provider.testing.emulator import RequestRecord, WorkflowEmulator, WorkflowScript
+from airflow_workflow_provider.testing.emulator import (
+    RequestRecord,
+    WorkflowEmulator,
+    WorkflowScript,
+    read_control_token,
+)
 from tests.testing.emulator_support import (
     APPROVAL,
     CF_HEADERS,
@@ -350,6 +355,7 @@ def test_create_executions(emu: WorkflowEmulator) -> None:
 
 def test_control_api(emu: WorkflowEmulator, http: requests.Session) -> None:
     control = f"{emu.url}/_emulator"
+    http.headers.update(emu.control_headers)
     assert http.get(f"{control}/health").json() == {"status": "ok"}
     script = {"vendor": "datadog", "workflow": "wf", "duration": 30, "steps": ["only"]}
     assert http.post(f"{control}/scripts", json=script).status_code == 200
@@ -366,11 +372,11 @@ def test_control_api(emu: WorkflowEmulator, http: requests.Session) -> None:
     assert [(r["operation"], r["status"]) for r in log] == [("start", 429), ("start", 200)]
     assert set(log[0]) == {"vendor", "operation", "method", "path", "status"}
 
-    assert http.post(f"{control}/revoke_tokens").status_code == 200
+    assert http.post(f"{control}/revoke_tokens", json={}).status_code == 200
     assert http.post(f"{control}/rate_limit", json={"vendor": "datadog", "limit": 0}).status_code == 200
     archive = {"vendor": "datadog", "execution_id": iid}
     assert http.post(f"{control}/archive", json=archive).status_code == 200
-    assert http.post(f"{control}/reset").json() == {"status": "ok"}
+    assert http.post(f"{control}/reset", json={}).json() == {"status": "ok"}
     assert http.get(f"{control}/requests").json() == []
 
     for path, body in [
@@ -387,6 +393,7 @@ def test_control_api(emu: WorkflowEmulator, http: requests.Session) -> None:
 
 def test_control_api_wait_for_event_scripts(emu: WorkflowEmulator, http: requests.Session) -> None:
     control = f"{emu.url}/_emulator"
+    http.headers.update(emu.control_headers)
     script = {"vendor": "cloudflare", "workflow": "nightly", **APPROVAL}
     assert http.post(f"{control}/scripts", json=script).json() == {"status": "ok"}
     iid = cf_wait_start(http, emu)
@@ -501,6 +508,9 @@ def test_cli_serves_until_sigterm(tmp_path: Path, module: str) -> None:
         url = line.rsplit(" ", 1)[1]
         assert url_file.read_text() == url
         assert requests.get(f"{url}/_emulator/health", timeout=5).json() == {"status": "ok"}
+        token = {"X-Emulator-Token": read_control_token(url_file)}
+        assert requests.get(f"{url}/_emulator/requests", headers=token, timeout=5).status_code == 200
+        assert requests.get(f"{url}/_emulator/requests", timeout=5).status_code == 403
         headers = {"Authorization": f"Bearer {CREDS.cloudflare_api_token}"}
         accounts = f"{url}/cloudflare/client/v4/accounts/{CREDS.cloudflare_account_id}"
         assert requests.get(f"{accounts}/workflows/wf/instances", headers=headers, timeout=5).status_code == 200
@@ -513,7 +523,7 @@ def test_cli_serves_until_sigterm(tmp_path: Path, module: str) -> None:
     assert process.returncode == 0, stderr
     assert "cloudflare list GET /cloudflare/client/v4/accounts/" in stderr
     assert CREDS.cloudflare_api_token not in stderr
-    assert not url_file.exists()
+    assert not url_file.exists() and not Path(f"{url_file}.token").exists()
 
 
 def test_cli_refuses_a_public_host() -> None:

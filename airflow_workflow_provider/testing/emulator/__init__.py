@@ -4,7 +4,8 @@ One aiohttp server, run in a background thread with its own event loop, answers 
 a path prefix each (``/datadog``, ``/cloudflare``, ``/sailpoint``), so a hook's ``base_url`` override can
 point at ``emulator.base_url(vendor)`` and keep appending the vendor's real paths. Executions advance on the
 wall clock according to a :class:`WorkflowScript`; faults, rate limits and token revocation can be injected
-from Python or, for another process, through the ``/_emulator/...`` control API.
+from Python or, for another process, through the ``/_emulator/...`` control API (loopback ``Host``, JSON bodies,
+and the per-start token ``WorkflowEmulator.control_token`` in ``X-Emulator-Token``; see ``control.py``).
 
 Run standalone with ``python -m airflow_workflow_provider.testing.emulator [--port N] [--url-file PATH]``.
 
@@ -16,7 +17,7 @@ vendor's reference: ``datadog.py``, ``cloudflare.py``, ``sailpoint.py``.
 
 from __future__ import annotations
 
-from airflow_workflow_provider.testing.emulator.cli import main
+from airflow_workflow_provider.testing.emulator.cli import main, read_control_token
 from airflow_workflow_provider.testing.emulator.datadog import VOCABULARIES as DATADOG_VOCABULARIES
 from airflow_workflow_provider.testing.emulator.datadog import DatadogVocabulary
 from airflow_workflow_provider.testing.emulator.faults import FAULTS, OPERATIONS
@@ -41,4 +42,5 @@ __all__ = [
     "WorkflowEmulator",
     "WorkflowScript",
     "main",
+    "read_control_token",
 ]

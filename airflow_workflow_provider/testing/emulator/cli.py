@@ -15,10 +15,21 @@ from airflow_workflow_provider.testing.emulator.datadog import VOCABULARIES as D
 from airflow_workflow_provider.testing.emulator.server import WorkflowEmulator, is_loopback
 
 
+def token_file_for(url_file: str | os.PathLike[str]) -> str:
+    """Where the CLI writes the control token when it writes ``url_file``: beside it, readable by its owner only."""
+    return f"{os.fspath(url_file)}.token"
+
+
+def read_control_token(url_file: str | os.PathLike[str]) -> str:
+    """The control token of the emulator that wrote ``url_file`` (for ``X-Emulator-Token``)."""
+    with open(token_file_for(url_file)) as handle:
+        return handle.read().strip()
+
+
 def _write_atomically(path: str, text: str) -> None:
     """Readers poll for the URL file; a rename makes sure they never see it half written."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".emulator-url-")
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".emulator-url-")  # created 0600
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
@@ -35,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
-    parser.add_argument("--url-file", help="write the base URL to this file once listening")
+    parser.add_argument(
+        "--url-file", help="write the base URL to this file once listening, and the control token to FILE.token"
+    )
+    parser.add_argument(
+        "--control-token",
+        default=os.environ.get("EMULATOR_CONTROL_TOKEN"),
+        help="the token the /_emulator/* control API requires (default: $EMULATOR_CONTROL_TOKEN, else a random one)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     parser.add_argument(
         "--datadog-vocabulary",
@@ -61,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    emulator = WorkflowEmulator(host=args.host, port=args.port).start()
+    emulator = WorkflowEmulator(host=args.host, port=args.port, control_token=args.control_token).start()
     emulator.set_datadog_vocabulary(args.datadog_vocabulary)
     if args.documented_limits:
         emulator.enforce_documented_limits()
     try:
-        # The file first: whoever sees the line may read the file right away.
+        # The files first (the token before the URL that readers poll for): whoever sees the line may read them.
         if args.url_file:
+            _write_atomically(token_file_for(args.url_file), emulator.control_token)
             _write_atomically(args.url_file, emulator.url)
         print(f"workflow emulator listening on {emulator.url}", flush=True)
         # A timeout keeps the main thread returning to the interpreter so signal handlers run promptly.
@@ -77,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator.stop()
         if args.url_file:
             # A stale URL file would point the next reader at a dead port.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(args.url_file)
+            for path in (args.url_file, token_file_for(args.url_file)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
     return 0

@@ -4,11 +4,21 @@
 ``/datadog_vocabulary`` / ``/cloudflare_list_cursors`` / ``/cron_instance`` / ``/reset`` (JSON bodies carry
 the method's arguments), ``POST /executions`` (seed running executions, one per ``durations`` entry),
 ``GET /executions`` and ``GET /requests``.
+
+A web page open while a developer tests could otherwise reach it (DNS rebinding: a name that resolves to
+127.0.0.1 after the page loaded), so every call must
+
+- name a loopback ``Host`` (``127.0.0.1``, ``localhost``, ``[::1]``, any port): a rebound name is refused;
+- carry the emulator's per-start token in ``X-Emulator-Token`` (``WorkflowEmulator.control_token``; the CLI
+  writes it next to its ``--url-file``), except ``GET /health``, which changes and tells nothing;
+- send ``POST`` bodies as ``application/json``, a type no page can send to another origin without asking.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
+import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +31,44 @@ if TYPE_CHECKING:
     from airflow_workflow_provider.testing.emulator.server import WorkflowEmulator
 
 
+CONTROL_TOKEN_HEADER = "X-Emulator-Token"
+
+
+def _loopback_host(host: str) -> bool:
+    """Whether a ``Host`` header (name and optional port) names this machine's loopback interface."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else ""
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _refusal(emulator: WorkflowEmulator, request: web.Request, sub: str) -> web.Response | None:
+    if not _loopback_host(request.headers.get("Host", "")):
+        return json_response(403, {"error": "the control API answers only requests to a loopback Host"})
+    if sub == "/health" and request.method == "GET":
+        return None
+    token = request.headers.get(CONTROL_TOKEN_HEADER, "")
+    if not hmac.compare_digest(token.encode(), emulator.control_token.encode()):
+        return json_response(
+            403, {"error": f"missing or wrong {CONTROL_TOKEN_HEADER} (see WorkflowEmulator.control_token)"}
+        )
+    if request.method == "POST" and request.content_type != "application/json":
+        return json_response(415, {"error": "control calls take a JSON body (Content-Type: application/json)"})
+    return None
+
+
 async def answer(emulator: WorkflowEmulator, request: web.Request, sub: str) -> web.Response:
     """Answer ``request`` to ``/_emulator{sub}``."""
+    refused = _refusal(emulator, request, sub)
+    if refused is not None:
+        return refused
     method = request.method
     try:
         body: Any = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import ipaddress
+import secrets
 import socket
 import threading
 import time
@@ -66,10 +67,19 @@ class WorkflowEmulator:
     All state sits behind one ``threading.Lock``: the server thread and the test's thread both touch it.
     """
 
-    def __init__(self, credentials: EmulatorCredentials | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        credentials: EmulatorCredentials | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        control_token: str | None = None,
+    ) -> None:
         # The emulator accepts well-known credentials, so it must never be reachable from another machine.
         if not is_loopback(host):
             raise ValueError(f"refusing to listen on non-loopback host {host!r}")
+        #: What a caller of the ``/_emulator/*`` control API sends in ``X-Emulator-Token``: new for each
+        #: emulator unless given, so that nothing but the process that started it can drive it.
+        self.control_token = control_token or secrets.token_urlsafe(24)
         self._state = EmulatorState(credentials or EmulatorCredentials())
         self._host = host
         self._requested_port = port
@@ -154,6 +164,11 @@ class WorkflowEmulator:
 
     def base_url(self, vendor: str) -> str:
         return f"{self.url}/{self._vendor(vendor)}"
+
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """Headers for a call to the ``/_emulator/*`` control API (send POST bodies as JSON)."""
+        return {control.CONTROL_TOKEN_HEADER: self.control_token}
 
     def _run_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_event_loop(loop)
