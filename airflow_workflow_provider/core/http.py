@@ -379,24 +379,34 @@ def _require_same_host(base_url: str, url: str) -> None:
         )
 
 
-def _too_large(vendor: str, request: ApiRequest, status: int, policy: TransportPolicy) -> ResponseTooLargeError:
-    return ResponseTooLargeError(
-        vendor=vendor,
-        operation=request.operation,
-        status_code=status,
-        message=(
-            f"the answer is larger than {policy.max_response_mb:g} MB and was not read further "
-            "(raise the connection extra max_response_mb if the vendor really sends that much)"
-        ),
-    )
+class _CappedBody:
+    """An answer's body, collected chunk by chunk (decompressed) by either stack, refused past the policy's limit.
 
+    A declared ``Content-Length`` beyond the limit is refused before any byte is read.
+    """
 
-def _declared_length(headers: Mapping[str, str]) -> int | None:
-    value = headers.get("content-length") or headers.get("Content-Length")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+    def __init__(
+        self, vendor: str, request: ApiRequest, status: int, headers: Mapping[str, str], policy: TransportPolicy
+    ) -> None:
+        self.error = ResponseTooLargeError(
+            vendor=vendor,
+            operation=request.operation,
+            status_code=status,
+            message=(
+                f"the answer is larger than {policy.max_response_mb:g} MB and was not read further "
+                "(raise the connection extra max_response_mb if the vendor really sends that much)"
+            ),
+        )
+        self.limit = policy.max_response_bytes
+        self.data = bytearray()
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            raise self.error
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > self.limit:
+            raise self.error
 
 
 def _refused_before_sending(request: ApiRequest) -> WorkflowInputError:
@@ -500,16 +510,10 @@ class SyncSender:
 
     def _read(self, request: ApiRequest, answer: requests.Response, headers: Mapping[str, str]) -> bytes:
         """The body, decompressed, stopping as soon as it exceeds the policy's limit."""
-        limit = self.policy.max_response_bytes
-        declared = _declared_length(headers)
-        if declared is not None and declared > limit:
-            raise _too_large(self.vendor, request, answer.status_code, self.policy)
-        body = bytearray()
+        body = _CappedBody(self.vendor, request, answer.status_code, headers, self.policy)
         for chunk in answer.iter_content(READ_CHUNK):
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(self.vendor, request, answer.status_code, self.policy)
-        return bytes(body)
+            body.add(chunk)
+        return bytes(body.data)
 
     def _transport_error(self, request: ApiRequest, exc: requests.RequestException) -> WorkflowTransportError:
         never_sent = isinstance(exc, requests.ConnectTimeout) or _is_connect_failure(exc)
@@ -654,16 +658,10 @@ class AsyncSender:
         _raise_unchained(error)
 
     async def _read(self, request: ApiRequest, answer: aiohttp.ClientResponse, headers: Mapping[str, str]) -> bytes:
-        limit = self.policy.max_response_bytes
-        declared = _declared_length(headers)
-        if declared is not None and declared > limit:
-            raise _too_large(self.vendor, request, answer.status, self.policy)
-        body = bytearray()
+        body = _CappedBody(self.vendor, request, answer.status, headers, self.policy)
         async for chunk in answer.content.iter_chunked(READ_CHUNK):
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(self.vendor, request, answer.status, self.policy)
-        return bytes(body)
+            body.add(chunk)
+        return bytes(body.data)
 
     def _transport_error(self, request: ApiRequest, exc: BaseException) -> WorkflowTransportError:
         import aiohttp

@@ -25,6 +25,7 @@ import pytest
 import sentry_sdk
 from sentry_sdk.transport import Transport
 
+from airflow_workflow_provider._compat import ResumableJobMixin
 from airflow_workflow_provider.core.errors import (
     BadRequestError,
     InvalidResponseError,
@@ -39,6 +40,7 @@ from airflow_workflow_provider.hooks.cloudflare import CloudflareWorkflowsHook
 from airflow_workflow_provider.hooks.datadog import DatadogWorkflowsHook
 from airflow_workflow_provider.hooks.sailpoint import SailPointWorkflowsHook
 from airflow_workflow_provider.testing.aio import run_async
+from airflow_workflow_provider.testing.emulator import WorkflowScript
 from tests.conftest import VENDORS, WORKFLOW_IDS, connection_uri_env
 from tests.operators.conftest import dags_folder, output, run_dag  # noqa: F401 - fixtures for the task-log tests
 from tests.reliability.conftest import Attack, SecurityTable
@@ -128,6 +130,13 @@ ATTACKS = {
             "refused with an error saying to rename it to application_key_secret",
         ),
         Attack(
+            6,
+            "cloudflare_instance_id",
+            "two deployments (staging, production) run the same DAG for the same date with different payloads",
+            "operator-chosen instance ids carry a random part, recorded in the task state before the start; "
+            "a start that meets an existing id attaches only when that instance's params are its payload",
+        ),
+        Attack(
             8,
             "decompression_bomb",
             "a small gzip answer that inflates to 64 MB, with max_response_mb=1",
@@ -163,6 +172,13 @@ ATTACKS = {
             "xcom_list",
             "a list of 300 executions with 50 KB outputs each (15 MB) returned by a list operator",
             "list summaries leave outputs out",
+        ),
+        Attack(
+            12,
+            "emulator_control",
+            "a web page resets the emulator while a developer tests: a rebound name as Host, no token, a form or "
+            "text/plain body (what a page can send without asking)",
+            "the control API needs a loopback Host, the per-start X-Emulator-Token and JSON bodies",
         ),
         Attack(
             13,
@@ -210,6 +226,17 @@ def _call(hook: Any, vendor: str, stack: str, execution_id: str = "exec-1") -> A
     if stack == "sync":
         return hook.get_execution(workflow, execution_id)
     return run_async(lambda: hook.aget_execution(workflow, execution_id))
+
+
+def _send(stack: str, base_url: str, request: ApiRequest) -> ApiResponse:
+    """One request straight through the sync or the async sender of the core, without a hook."""
+    if stack == "async":
+        return run_async(lambda: AsyncSender("test", Timeouts(2, 2)).send(base_url, request))
+    sender = SyncSender("test", Timeouts(2, 2))
+    try:
+        return sender.send(base_url, request)
+    finally:
+        sender.close()
 
 
 def _raised(call: Callable[[], Any]) -> BaseException:
@@ -353,12 +380,7 @@ def test_a_header_with_a_line_break_is_an_input_error_on_both_stacks(stack: str,
     secret = f"HDRSECRET-{_tag()}\r\nX-Injected: 1"
     request = ApiRequest("get_execution", "GET", "/x", headers={"DD-API-KEY": secret})
     with HostileServer() as server:
-        if stack == "sync":
-            sender = SyncSender("Datadog", Timeouts(1, 1))
-            error = _raised(lambda: sender.send(server.url, request))
-            sender.close()
-        else:
-            error = _raised(lambda: run_async(lambda: AsyncSender("Datadog", Timeouts(1, 1)).send(server.url, request)))
+        error = _raised(lambda: _send(stack, server.url, request))
     assert isinstance(error, WorkflowInputError), repr(error)
     assert error.__cause__ is None and error.__context__ is None
     assert not _leaks(str(error), [secret, secret.split("\r")[0]])
@@ -428,14 +450,7 @@ def test_a_path_cannot_move_the_request_to_another_host(stack: str, table: Secur
         request = ApiRequest(
             "get_execution", "GET", f"@127.0.0.1:{attacker.port}/steal", headers={"Authorization": f"Bearer {secret}"}
         )
-        if stack == "sync":
-            sender = SyncSender("SailPoint", Timeouts(2, 2))
-            error = _raised(lambda: sender.send(server.url, request))
-            sender.close()
-        else:
-            error = _raised(
-                lambda: run_async(lambda: AsyncSender("SailPoint", Timeouts(2, 2)).send(server.url, request))
-            )
+        error = _raised(lambda: _send(stack, server.url, request))
     assert isinstance(error, WorkflowInputError) and error.field == "base_url", repr(error)
     assert attacker.connections == 0 and not server.seen
     assert secret not in str(error)
@@ -621,6 +636,56 @@ def test_the_old_unmasked_extra_name_is_refused(connect: Any, table: SecurityTab
     table.record("unmasked_extra_name", "datadog", "WorkflowInputError: rename it to application_key_secret")
 
 
+# -- 6. Cloudflare instance ids across deployments ------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not ResumableJobMixin.__module__.startswith("airflow.sdk"),
+    reason="Airflow below 3.3 has no task_state_store: Cloudflare picks the instance id",
+)
+def test_two_deployments_never_share_a_cloudflare_instance(
+    emulator: Any, set_connection: Any, table: SecurityTable
+) -> None:
+    from airflow_workflow_provider.operators.cloudflare import CloudflareRunWorkflowOperator
+    from tests.operators.support import TaskStateStore, context
+
+    set_connection("cloudflare")
+    emulator.script("cloudflare", "etl", WorkflowScript(duration=0.2, queued_for=0.0))
+    results = {}
+    for deployment in ("staging", "production"):  # the same DAG, task and run; each its own task state
+        operator = CloudflareRunWorkflowOperator(
+            task_id="run", workflow="etl", payload={"deployment": deployment}, poll_interval=0.05
+        )
+        results[deployment] = operator.execute(context(TaskStateStore()))
+    instances = {e["id"]: e["payload"] for e in emulator.executions("cloudflare", "etl")}
+    assert results["staging"]["id"] != results["production"]["id"]
+    assert instances == {
+        results["staging"]["id"]: {"deployment": "staging"},
+        results["production"]["id"]: {"deployment": "production"},
+    }
+    table.record("cloudflare_instance_id", "run operator, 2 task states", "2 instances, each with its own payload")
+
+
+def test_a_start_meeting_someone_elses_instance_id_is_refused(
+    emulator: Any, set_connection: Any, table: SecurityTable
+) -> None:
+    from airflow_workflow_provider.core.errors import ConflictError
+
+    hook = HOOKS["cloudflare"](set_connection("cloudflare"))
+    emulator.script("cloudflare", "etl", WorkflowScript(duration=30))
+    hook.start_execution("etl", {"deployment": "staging"}, instance_id="nightly-2026-11-30")
+    error = _raised(lambda: hook.start_execution("etl", {"deployment": "production"}, instance_id="nightly-2026-11-30"))
+    assert isinstance(error, ConflictError) and "not started by this task" in str(error), repr(error)
+    # A resend of our own start (same params) still attaches, as a lost answer needs.
+    assert hook.start_execution("etl", {"deployment": "staging"}, instance_id="nightly-2026-11-30") == (
+        "nightly-2026-11-30"
+    )
+    [instance] = emulator.executions("cloudflare", "etl")
+    assert instance["payload"] == {"deployment": "staging"}
+    hook.close()
+    table.record("cloudflare_instance_id", "hook, existing id", "other params: ConflictError; same params: attached")
+
+
 # -- 8. answer sizes -----------------------------------------------------------------------------------
 
 
@@ -768,7 +833,6 @@ def test_a_large_output_is_left_out_of_the_xcom_with_a_note(
     output: Any,  # noqa: F811
     table: SecurityTable,
 ) -> None:
-    from airflow_workflow_provider.testing.emulator import WorkflowScript
     from tests.conftest import vendor_connection
 
     monkeypatch.setenv(*connection_uri_env("datadog_workflows_default", vendor_connection("datadog", emulator)))
@@ -824,6 +888,43 @@ def test_a_list_summary_leaves_outputs_out(connect: Any, table: SecurityTable) -
     assert size < 300 * 1024, size  # 15 MB of outputs otherwise
     assert all("output" not in execution for execution in result["executions"])
     table.record("xcom_list", "datadog, 300 executions x 50 KB", f"XCom {size // 1024} KB, no outputs")
+
+
+# -- 12. the emulator's control API ----------------------------------------------------------------------
+
+CONTROL_ATTEMPTS = {
+    # name: (Host header or None for the real one, token?, content type, expected status)
+    "rebound_host": ("attacker.example:80", True, "application/json", 403),
+    "rebound_host_with_port": ("evil.test:{port}", True, "application/json", 403),
+    "no_token": (None, False, "application/json", 403),
+    "wrong_token": (None, "wrong", "application/json", 403),
+    "form_body": (None, True, "application/x-www-form-urlencoded", 415),
+    "text_body": (None, True, "text/plain", 415),
+}
+
+
+@pytest.mark.parametrize("attempt", list(CONTROL_ATTEMPTS))
+def test_the_emulator_control_api_refuses_what_a_web_page_could_send(
+    attempt: str, emulator: Any, table: SecurityTable
+) -> None:
+    import requests
+
+    host, token, content_type, status = CONTROL_ATTEMPTS[attempt]
+    emulator.create_executions("datadog", "wf", 1)
+    headers = {"Content-Type": content_type}
+    if host:
+        headers["Host"] = host.format(port=emulator.port)
+    if token is True:
+        headers.update(emulator.control_headers)
+    elif token:
+        headers["X-Emulator-Token"] = token
+    answer = requests.post(f"{emulator.url}/_emulator/reset", data="{}", headers=headers, timeout=10)
+    assert answer.status_code == status, answer.text
+    assert emulator.executions("datadog", "wf"), "the reset went through"
+    # The same call, as the test that started the emulator makes it, works.
+    allowed = requests.post(f"{emulator.url}/_emulator/reset", json={}, headers=emulator.control_headers, timeout=10)
+    assert allowed.status_code == 200 and not emulator.executions("datadog", "wf")
+    table.record("emulator_control", attempt, f"HTTP {status}, nothing reset; with the token and JSON: 200")
 
 
 # -- 13. dependency floors -------------------------------------------------------------------------
