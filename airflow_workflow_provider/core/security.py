@@ -155,7 +155,7 @@ class TransportPolicy:
         host = urlsplit(url).hostname
         if not self.environment_proxies or not host or is_loopback_host(host):
             return None
-        if urllib.request.proxy_bypass_environment(host):
+        if urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]  # public, not in typeshed
             return None
         proxies = urllib.request.getproxies_environment()
         return proxies.get(urlsplit(url).scheme) or None

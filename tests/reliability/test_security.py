@@ -372,7 +372,7 @@ def test_a_key_with_a_control_character_inside_is_refused_by_field(
     assert not ok and "password" in message
     assert not server.seen, "a request was sent"
     assert not _leaks(f"{error} {message} {error!r}", [secret, *secret.split("\n")])
-    table.record("control_char_key", f"{vendor} connection", f"WorkflowInputError: {error.field}: control character")
+    table.record("control_char_key", f"{vendor}/connection", f"WorkflowInputError: {error.field}: control character")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -385,7 +385,7 @@ def test_a_header_with_a_line_break_is_an_input_error_on_both_stacks(stack: str,
     assert error.__cause__ is None and error.__context__ is None
     assert not _leaks(str(error), [secret, secret.split("\r")[0]])
     assert not server.seen
-    table.record("control_char_key", f"raw header, {stack} stack", "WorkflowInputError (no value, nothing chained)")
+    table.record("control_char_key", f"raw header/{stack}", "WorkflowInputError (no value, nothing chained)")
 
 
 # -- 3. where the SailPoint client secret goes ---------------------------------------------------------
