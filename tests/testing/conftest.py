@@ -22,9 +22,12 @@ def emu(workflow_emulator: WorkflowEmulator) -> WorkflowEmulator:
 
 
 @pytest.fixture
-def http() -> Iterator[requests.Session]:
-    # One keep-alive session per test, as a hook would hold.
+def http(request: pytest.FixtureRequest) -> Iterator[requests.Session]:
+    # One keep-alive session per test, as a hook would hold. A test of the emulator is the process that
+    # started it: its session carries that emulator's control token (the control API wants it).
     with requests.Session() as session:
+        if "emu" in request.fixturenames:
+            session.headers.update(request.getfixturevalue("emu").control_headers)
         yield session
 
 

@@ -355,7 +355,6 @@ def test_create_executions(emu: WorkflowEmulator) -> None:
 
 def test_control_api(emu: WorkflowEmulator, http: requests.Session) -> None:
     control = f"{emu.url}/_emulator"
-    http.headers.update(emu.control_headers)
     assert http.get(f"{control}/health").json() == {"status": "ok"}
     script = {"vendor": "datadog", "workflow": "wf", "duration": 30, "steps": ["only"]}
     assert http.post(f"{control}/scripts", json=script).status_code == 200
@@ -393,7 +392,6 @@ def test_control_api(emu: WorkflowEmulator, http: requests.Session) -> None:
 
 def test_control_api_wait_for_event_scripts(emu: WorkflowEmulator, http: requests.Session) -> None:
     control = f"{emu.url}/_emulator"
-    http.headers.update(emu.control_headers)
     script = {"vendor": "cloudflare", "workflow": "nightly", **APPROVAL}
     assert http.post(f"{control}/scripts", json=script).json() == {"status": "ok"}
     iid = cf_wait_start(http, emu)
