@@ -159,7 +159,7 @@ def test_sailpoint_hooks_on_one_connection_share_their_token(
         list(pool.map(poll, ids))
 
     tokens = [r for r in emulator.requests if r.operation == "token"]
-    assert len([r for r in emulator.requests if r.operation == "get"]) == WAITS
+    assert_each_execution_read_once(emulator)
     # Polls that start together share the one token request in flight (single flight).
     assert len(tokens) == 1, f"{len(tokens)} token requests for {WAITS} polls on one connection"
 
@@ -181,8 +181,16 @@ def test_sailpoint_triggers_starting_together_fetch_one_token(
 
     asyncio.run(main())
 
-    assert len([r for r in emulator.requests if r.operation == "get"]) == WAITS
+    assert_each_execution_read_once(emulator)
     assert len([r for r in emulator.requests if r.operation == "token"]) == 1
+
+
+def assert_each_execution_read_once(emulator: WorkflowEmulator) -> None:
+    """Every poll answered once; a 401 for a token that an earlier test's emulator issued (the process-wide
+    cache outlives emulators on a reused port) is refreshed and resent, which is not a second read."""
+    gets = [r for r in emulator.requests if r.operation == "get"]
+    assert len([r for r in gets if r.status == 200]) == WAITS
+    assert all(r.status in (200, 401) for r in gets), [r.status for r in gets]
 
 
 @pytest.mark.timeout(60)
