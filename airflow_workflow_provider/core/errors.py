@@ -10,8 +10,8 @@
         │   └── ResponseTooLargeError an answer beyond the connection's max_response_mb (never retried)
         ├── BadRequestError           400, 422
         │   └── ConflictError         409, or an action that does not fit the execution's state
-        ├── AuthenticationError       401 (and Datadog's 403 for a bad API key)
-        ├── PermissionDeniedError     403
+        ├── AuthenticationError       401
+        ├── PermissionDeniedError     403 (Datadog answers it for a bad API key too)
         ├── NotFoundError             404 (also SailPoint executions archived after 90 days)
         ├── RateLimitedError          429, with the wait the vendor asked for
         └── ServerError               5xx
@@ -115,7 +115,7 @@ class AuthenticationError(WorkflowApiError):
 
 
 class PermissionDeniedError(WorkflowApiError):
-    """The credentials are valid but lack a permission (403)."""
+    """A 403: usually valid credentials that lack a permission; for Datadog also a wrong API key."""
 
 
 class NotFoundError(WorkflowApiError):
