@@ -13,7 +13,29 @@ from airflow_workflow_provider.core.events import EventStatus, batch_event, exec
 from airflow_workflow_provider.core.states import UNKNOWN_STATE_LIMIT, UnknownStateClock, unknown_state_message
 
 
-class WorkflowExecutionTrigger(BaseTrigger):
+class _VendorTrigger(BaseTrigger):
+    """What both triggers share: the vendor's hook, built off the loop, and the shared HTTP pool around the wait."""
+
+    hook_class_path: ClassVar[str]
+    #: The vendor-named argument for the connection id, as on the vendor's hook (``datadog_conn_id`` ...).
+    conn_name_attr: ClassVar[str]
+    connection_id: str
+
+    async def _hook(self) -> Any:
+        return await _load_hook(self.hook_class_path, self.connection_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_workflow_provider.core.http import async_session_lease
+
+        async with async_session_lease():
+            async for event in self._follow():
+                yield event
+
+    def _follow(self) -> AsyncIterator[TriggerEvent]:
+        raise NotImplementedError
+
+
+class WorkflowExecutionTrigger(_VendorTrigger):
     """Polls one execution and fires a single event when it is terminal (or reaches ``stop_states``).
 
     ``deadline`` is wall-clock time (epoch seconds): the trigger may move between triggerer
@@ -64,16 +86,6 @@ class WorkflowExecutionTrigger(BaseTrigger):
                 "unknown_state_limit": self.unknown_state_limit,
             },
         )
-
-    async def _hook(self) -> Any:
-        return await _load_hook(self.hook_class_path, self.connection_id)
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_workflow_provider.core.http import async_session_lease
-
-        async with async_session_lease():
-            async for event in self._follow():
-                yield event
 
     async def _follow(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.errors import WorkflowProviderError
@@ -154,7 +166,7 @@ class WorkflowExecutionTrigger(BaseTrigger):
             self.log.warning("could not cancel execution %s: %s", self.execution_id, exc)
 
 
-class WorkflowExecutionsTrigger(BaseTrigger):
+class WorkflowExecutionsTrigger(_VendorTrigger):
     """Follows several executions of one workflow (a batch) and fires one event once every one has ended.
 
     All of them go through the coalesced poller, so a batch of 100 costs a listing page or two per
@@ -201,16 +213,6 @@ class WorkflowExecutionsTrigger(BaseTrigger):
                 "first_check_at": self.first_check_at,
             },
         )
-
-    async def _hook(self) -> Any:
-        return await _load_hook(self.hook_class_path, self.connection_id)
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_workflow_provider.core.http import async_session_lease
-
-        async with async_session_lease():
-            async for event in self._follow():
-                yield event
 
     async def _follow(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.errors import WorkflowProviderError
