@@ -39,6 +39,7 @@ from benchmarks.common import (
     Section,
     child_env,
     connection,
+    load_object,
     log,
     percentile,
     spawn,
@@ -106,7 +107,7 @@ class PerExecutionTrigger:
         from airflow_workflow_provider.core.errors import WorkflowProviderError
         from airflow_workflow_provider.core.http import async_session_lease
 
-        hook = _load(HOOKS[self.vendor])(CONN_IDS[self.vendor])
+        hook = load_object(HOOKS[self.vendor])(CONN_IDS[self.vendor])
         async with async_session_lease():
             try:
                 while True:
@@ -124,7 +125,7 @@ def _child(mode: str, out: Path, poll_interval: float, cutoff: float, tag: str) 
 
     import aiohttp  # noqa: F401  (what a triggerer has imported before the first trigger arrives)
 
-    classes = {v: _load(path) for v, path in TRIGGERS.items()}
+    classes = {v: load_object(path) for v, path in TRIGGERS.items()}
     events: dict[str, dict[str, Any]] = {}
 
     async def follow(vendor: str, workflow: str, execution_id: str) -> None:
@@ -136,7 +137,7 @@ def _child(mode: str, out: Path, poll_interval: float, cutoff: float, tag: str) 
                 poll_interval=poll_interval,
             )
             path, kwargs = made.serialize()
-            trigger = _load(path)(**kwargs)
+            trigger = load_object(path)(**kwargs)
             stream = (event.payload async for event in trigger.run())
         else:
             stream = PerExecutionTrigger(vendor, workflow, execution_id, poll_interval).run()
@@ -173,13 +174,6 @@ def _child(mode: str, out: Path, poll_interval: float, cutoff: float, tag: str) 
     temporary.write_text(json.dumps(events))
     temporary.replace(out / f"events-{tag}.json")
     time.sleep(600)  # until the parent has taken its last sample and ends us
-
-
-def _load(path: str) -> Any:
-    from importlib import import_module
-
-    module, _, name = path.rpartition(".")
-    return getattr(import_module(module), name)
 
 
 # -- the parent ------------------------------------------------------------------------------------------

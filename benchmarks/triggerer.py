@@ -33,6 +33,7 @@ from benchmarks.common import (
     Section,
     child_env,
     connection_env,
+    load_object,
     log,
     percentile,
     ratio,
@@ -97,7 +98,7 @@ def _child(mode: str, out: Path, poll_interval: float) -> None:
     from airflow.triggers.base import BaseTrigger  # noqa: F401
 
     if mode == "ours":
-        classes = {v: _load(path) for v, path in TRIGGERS.items()}
+        classes = {v: load_object(path) for v, path in TRIGGERS.items()}
         for module in (
             "airflow_workflow_provider.hooks.datadog",
             "airflow_workflow_provider.hooks.cloudflare",
@@ -143,7 +144,7 @@ def _child(mode: str, out: Path, poll_interval: float) -> None:
     async def follow(vendor: str, workflow: str, execution_id: str) -> None:
         # Built from its serialized form, as the triggerer gets it from the database.
         path, kwargs = make(vendor, workflow, execution_id).serialize()
-        trigger = _load(path)(**kwargs)
+        trigger = load_object(path)(**kwargs)
         started[execution_id] = time.time()
         try:
             async for event in trigger.run():
@@ -198,13 +199,6 @@ def _masker_state() -> dict[str, float]:
         mask_secret(secrets.token_urlsafe(32))
         costs.append(time.perf_counter() - started)
     return {"patterns": patterns, "next_add": sorted(costs)[len(costs) // 2]}
-
-
-def _load(path: str) -> Any:
-    from importlib import import_module
-
-    module, _, name = path.rpartition(".")
-    return getattr(import_module(module), name)
 
 
 # -- the parent ------------------------------------------------------------------------------------------
