@@ -129,6 +129,16 @@ def task_processes(ti_id: str) -> tuple[psutil.Process, psutil.Process]:
     return runner, supervisor
 
 
+def first_status_logged(deployment: Deployment, run_id: str, executions: list[dict[str, Any]]) -> bool:
+    """Whether the first try has logged the execution's status, which it does once its id is persisted."""
+    (execution,) = executions
+    try:
+        log = task_log(deployment, WORKER_DAG, run_id, 1)
+    except Exception:  # the log is not served yet
+        return False
+    return f"Datadog execution {execution['id']} is running" in log
+
+
 @contextlib.contextmanager
 def scheduler_env(deployment: Deployment, env: dict[str, str]) -> Iterator[None]:
     """Run the scheduler with ``env`` in the block, then restart it with the deployment's settings again."""
@@ -151,12 +161,14 @@ def test_killed_worker_retry_reattaches_to_the_same_execution(crash_dags: Deploy
     assert deployment.emulator_executions("datadog", DATADOG_WORKFLOW) == []
     with scheduler_env(deployment, HEARTBEAT_SETTINGS):
         run_id = deployment.trigger(WORKER_DAG)
-        # Wait until the first try runs and the execution exists: then the worker dies, mid-wait.
+        # Wait until the first try runs, the execution exists and its id is in the task_state_store: then the
+        # worker dies, mid-wait. The first status line is logged after the store write; a kill between the
+        # vendor's answer and that write is the window Airflow's ResumableJobMixin documents as unclosable.
         while True:
             deployment.check_alive()
             ti = task_instance(deployment, WORKER_DAG, run_id)
             executions = deployment.emulator_executions("datadog", DATADOG_WORKFLOW)
-            if ti["state"] == "running" and executions:
+            if ti["state"] == "running" and executions and first_status_logged(deployment, run_id, executions):
                 break
             assert ti["state"] in (None, "scheduled", "queued", "running"), ti
             assert time.monotonic() < started + 90, f"the task never ran with its execution started: {ti}"
