@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -69,6 +70,7 @@ GOAL_THROTTLED_SHARED = 2.0
 GOAL_REQUESTS = 3.0
 GOAL_CPU = 1.0
 GOAL_RSS_MB = 300.0
+NOT_RUN = "not run"
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,15 @@ def _child(mode: str, out: Path, poll_interval: float, cutoff: float, tag: str) 
 
     import aiohttp  # noqa: F401  (what a triggerer has imported before the first trigger arrives)
 
+    if os.environ.get("BENCH_POLLER_DEBUG"):  # round timings in the child's log, for iterating on the poller
+        import logging
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(created).3f %(message)s"))
+        poller_log = logging.getLogger("airflow_workflow_provider.triggers.poller")
+        poller_log.addHandler(handler)
+        poller_log.setLevel(logging.DEBUG)
+        poller_log.propagate = False
     classes = {v: load_object(path) for v, path in TRIGGERS.items()}
     events: dict[str, dict[str, Any]] = {}
 
@@ -354,9 +365,16 @@ def _failed(result: Result) -> int:
     return sum(n for status, n in result.outcomes.items() if status not in ("success", "unfinished"))
 
 
-def run(workdir: Path, smoke: bool = False) -> Section:
+def run(workdir: Path, smoke: bool = False, sizes: tuple[int, ...] = (), ours_only: bool = False) -> Section:
+    """The section; ``sizes`` keeps only those wait counts, ``ours_only`` skips the baseline and the shared run
+    (for iterating on the poller: the 1,000-wait coalesced run alone takes about three minutes)."""
     started = time.monotonic()
     plans = SMOKE if smoke else FULL
+    if sizes:
+        unknown = sorted(set(sizes) - set(plans))
+        if unknown:
+            raise ValueError(f"limits: sizes {unknown} are not planned; allowed: {sorted(plans)}")
+        plans = {size: plan for size, plan in plans.items() if size in sizes}
     section = Section(
         title="Waits at the vendors' limits",
         method=(
@@ -376,12 +394,13 @@ def run(workdir: Path, smoke: bool = False) -> Section:
     results: dict[tuple[int, str, int], Result] = {}
     try:
         for size, plan in plans.items():
-            for mode in ("coalesced", "per-execution"):
+            for mode in ("coalesced",) if ours_only else ("coalesced", "per-execution"):
                 log(f"limits: {size} waits, {mode}")
                 results[(size, mode, 1)] = run_once(workdir / f"{size}-{mode}", mode, plan)
-        shared_plan = next(iter(plans.values()))
-        log(f"limits: {shared_plan.count} waits, two triggerer processes sharing each credential")
-        results[(shared_plan.count, "coalesced", 2)] = run_once(workdir / "shared", "coalesced", shared_plan, 2)
+        if not ours_only:
+            shared_plan = next(iter(plans.values()))
+            log(f"limits: {shared_plan.count} waits, two triggerer processes sharing each credential")
+            results[(shared_plan.count, "coalesced", 2)] = run_once(workdir / "shared", "coalesced", shared_plan, 2)
     except Exception as exc:
         section.error = f"{type(exc).__name__}: {exc}"
         log(f"limits: {section.error}")
@@ -390,9 +409,10 @@ def run(workdir: Path, smoke: bool = False) -> Section:
         section.runtime = time.monotonic() - started
         return section
     for size, plan in plans.items():
-        _figures(section, size, plan, results[(size, "coalesced", 1)], results[(size, "per-execution", 1)], smoke)
-    shared_plan = next(iter(plans.values()))
-    _shared_figures(section, results[(shared_plan.count, "coalesced", 2)], smoke)
+        _figures(section, size, plan, results[(size, "coalesced", 1)], results.get((size, "per-execution", 1)), smoke)
+    if not ours_only:
+        shared_plan = next(iter(plans.values()))
+        _shared_figures(section, results[(shared_plan.count, "coalesced", 2)], smoke)
     section.runtime = time.monotonic() - started
     return section
 
@@ -401,7 +421,8 @@ def _goal(smoke: bool, text: str, met: bool) -> tuple[str, bool | None]:
     return ("info (smoke)", None) if smoke else (text, met)
 
 
-def _figures(section: Section, size: int, plan: Plan, ours: Result, base: Result, smoke: bool) -> None:
+def _figures(section: Section, size: int, plan: Plan, ours: Result, base: Result | None, smoke: bool) -> None:
+    """``base`` is None when the baseline was skipped (``ours_only``)."""
     title = section.title
     add = section.figures.append
     goal, met = _goal(smoke, "0", _failed(ours) == 0)
@@ -410,12 +431,13 @@ def _figures(section: Section, size: int, plan: Plan, ours: Result, base: Result
             title,
             f"{size:,} waits: failed waits",
             str(_failed(ours)),
-            str(_failed(base)),
+            str(_failed(base)) if base else NOT_RUN,
             "n/a",
             goal,
             met,
-            f"ours {ours.outcomes}; per-execution {base.outcomes}"
-            + (f"; e.g. {base.errors[0]}" if base.errors else "")
+            f"ours {ours.outcomes}"
+            + (f"; per-execution {base.outcomes}" if base else "")
+            + (f"; e.g. {base.errors[0]}" if base and base.errors else "")
             + (f"; ours e.g. {ours.errors[0]}" if ours.errors else ""),
         )
     )
@@ -425,14 +447,14 @@ def _figures(section: Section, size: int, plan: Plan, ours: Result, base: Result
             title,
             f"{size:,} waits: throttled answers (429)",
             f"{_throttled_percent(ours):.2f} %",
-            f"{_throttled_percent(base):.2f} %",
+            f"{_throttled_percent(base):.2f} %" if base else NOT_RUN,
             "n/a",
             goal,
             met,
             "; ".join(f"{v}: {ours.requests[v]}" for v in VENDORS),
         )
     )
-    rpe, base_rpe = _requests_per_execution(ours), _requests_per_execution(base)
+    rpe, base_rpe = _requests_per_execution(ours), _requests_per_execution(base) if base else 0.0
     ideal = math.ceil((plan.shortest + plan.longest) / 2 / plan.poll_interval) + 2
     goal, met = _goal(smoke or size < 10_000, f"<= {GOAL_REQUESTS:g} at 10,000", rpe <= GOAL_REQUESTS)
     add(
@@ -440,7 +462,7 @@ def _figures(section: Section, size: int, plan: Plan, ours: Result, base: Result
             title,
             f"{size:,} waits: requests per execution (start included)",
             f"{rpe:.3f}",
-            f"{base_rpe:.3f}",
+            f"{base_rpe:.3f}" if base else NOT_RUN,
             f"{rpe / base_rpe:.3g}x" if base_rpe else "n/a",
             goal,
             met,
@@ -466,13 +488,13 @@ def _figures(section: Section, size: int, plan: Plan, ours: Result, base: Result
                 f"peak {ends_per_second:.1f} ends a second; the limit allows {BUDGET_PER_SECOND[vendor]:.1f} requests"
             )
             goal, met = _goal(smoke, f"<= {allowed:g} s", p99 <= allowed)
-        base_delays = base.delays[vendor]
+        base_delays = base.delays[vendor] if base else []
         add(
             Figure(
                 title,
                 f"{size:,} waits: {vendor} p99 delay, end -> event",
                 f"{p99:.1f} s",
-                f"{percentile(base_delays, 99):.1f} s" if base_delays else "no successes",
+                f"{percentile(base_delays, 99):.1f} s" if base_delays else "no successes" if base else NOT_RUN,
                 "n/a",
                 goal,
                 met,
@@ -487,7 +509,7 @@ def _figures(section: Section, size: int, plan: Plan, ours: Result, base: Result
             title,
             f"{size:,} waits: mean CPU of the trigger process",
             f"{ours.cpu_cores:.3f} cores",
-            f"{base.cpu_cores:.3f} cores",
+            f"{base.cpu_cores:.3f} cores" if base else NOT_RUN,
             "n/a",
             goal,
             met,
@@ -500,7 +522,7 @@ def _figures(section: Section, size: int, plan: Plan, ours: Result, base: Result
             title,
             f"{size:,} waits: peak RSS growth",
             f"{ours.rss_growth_mb:.1f} MB",
-            f"{base.rss_growth_mb:.1f} MB",
+            f"{base.rss_growth_mb:.1f} MB" if base else NOT_RUN,
             "n/a",
             goal,
             met,

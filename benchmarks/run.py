@@ -10,7 +10,8 @@ processes sharing each credential), alone as well.
 
 ``--only NAME[,NAME]`` (slot, parse, listing, scale, limits) runs a subset; ``--report PATH`` writes elsewhere;
 ``--smoke`` runs every section with small numbers in seconds, goals not judged (CI runs it so that the
-benchmarks cannot rot unnoticed).
+benchmarks cannot rot unnoticed). ``--limits-waits 1000`` and ``--limits-ours-only`` narrow the limits section
+while iterating on the poller (the 1,000 coalesced waits alone: about three minutes).
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report", default=str(ROOT / "reports" / "benchmarks.md"))
     parser.add_argument("--smoke", action="store_true", help="small numbers, seconds, no goals judged")
+    parser.add_argument(
+        "--limits-waits",
+        default="",
+        help="limits section: comma-separated wait counts to run (1000, 10000; smoke: 30), default all",
+    )
+    parser.add_argument(
+        "--limits-ours-only",
+        action="store_true",
+        help="limits section: only the coalesced runs (no per-execution baseline, no two-triggerer run)",
+    )
     args = parser.parse_args(argv)
     smoke = args.smoke
     chosen = {name.strip() for name in args.only.split(",") if name.strip()}
@@ -78,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             _operator_flow_rows(requests, slot)
             sections.insert(1, requests)
         if "limits" in chosen:
-            sections.append(limits.run(work / "limits", smoke=smoke))
+            sizes = tuple(int(n.strip().replace("_", "")) for n in args.limits_waits.split(",") if n.strip())
+            sections.append(limits.run(work / "limits", smoke=smoke, sizes=sizes, ours_only=args.limits_ours_only))
     runtime = time.monotonic() - started
     context = {
         "runtime": runtime,
