@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 Observation = tuple[str, "WorkflowExecution | BaseException"]
 GRID_TOLERANCE = 1e-3
+GOLDEN_RATIO = (math.sqrt(5) - 1) / 2
 
 
 @dataclass(eq=False)
@@ -69,10 +71,15 @@ class Subscription:
 class Poller:
     """The rounds for one (connection, workflow) in one event loop."""
 
-    def __init__(self, hook: BaseWorkflowsHook, workflow: str, anchor: float, period: float) -> None:
+    def __init__(
+        self, hook: BaseWorkflowsHook, workflow: str, anchor: float, period: float, phase: float = 0.0
+    ) -> None:
         self.hook = hook
         self.workflow = workflow
         self.anchor, self.period = anchor, period
+        # The fraction of a period by which this poller's rounds come early, when it follows several executions
+        # (see _next_round).
+        self.phase = phase
         self.subscriptions: set[Subscription] = set()
         self.last_status: dict[str, str | None] = {}
         # listing filters (as a key) -> pages the last scan with them took; what decides whether listing pays
@@ -101,14 +108,30 @@ class Poller:
 
     # -- the rounds ----------------------------------------------------------------------------------
 
+    def _grid_anchor(self) -> float:
+        """Where this poller's grid of rounds is anchored.
+
+        The pollers of one event loop would otherwise all run their rounds in the same instant (their
+        triggers arrive together and share an interval), so every round's requests would queue behind the
+        others' in the credential's rate budget and its CPU work behind theirs: the delay of the last round
+        grows with the number of pollers. Each poller that follows several executions therefore runs its rounds
+        ``phase`` of a period early; its executions are checked that much before their due checks, never
+        later, and still once an interval. A poller following a single execution (a lone trigger) keeps to
+        that trigger's own grid.
+        """
+        if self.phase and sum(len(s.next_check) for s in self.subscriptions) > 1:
+            return self.anchor - self.phase * self.period
+        return self.anchor
+
     def _next_round(self, now: float) -> float | None:
         """The round in which the earliest pending check is made: the last grid point at or before it."""
         earliest = min((t for s in self.subscriptions for t in s.next_check.values()), default=None)
         if earliest is None:
             return None
+        anchor = self._grid_anchor()
         # A millisecond of tolerance: epoch seconds (~1.8e9) carry only ~0.2 microseconds of precision, so
         # a check exactly on the grid can compute as a hair before its grid point.
-        grid_point = self.anchor + math.floor((earliest - self.anchor + GRID_TOLERANCE) / self.period) * self.period
+        grid_point = anchor + math.floor((earliest - anchor + GRID_TOLERANCE) / self.period) * self.period
         return max(now, grid_point)
 
     async def run(self) -> None:
@@ -143,22 +166,57 @@ class Poller:
                     due.setdefault(execution_id, []).append(subscription)
         if not due:
             return
-        seen = await self._listings(set(due)) if self.listing_enabled and len(due) > 1 else {}
+        started, checked = time.time(), len(due)
         complete = (await self.hook.get_async_api()).list_items_are_complete
-        ask = [i for i in due if i not in seen or (not complete and self._ends_a_wait(seen[i], due[i]))]
-        asked = await asyncio.gather(*(self._get(i) for i in ask))
-        results: dict[str, WorkflowExecution | BaseException] = {i: seen[i] for i in due if i in seen}
-        results.update(zip(ask, asked, strict=True))
-        answered = time.time()  # slots that passed while the answers came are skipped, not made up at once
-        for execution_id, subscribers in due.items():
-            outcome = results[execution_id]
-            if not isinstance(outcome, BaseException):
-                self.last_status[execution_id] = outcome.vendor_status
-            for subscription in subscribers:
-                if execution_id in subscription.next_check:
-                    natural = subscription.next_check[execution_id]
-                    subscription.next_check[execution_id] = next_slot(natural, subscription.poll_interval, answered)
-                    subscription.observations.put_nowait((execution_id, outcome))
+        # Each execution's news goes out the moment it is known, not when the round ends: an execution a
+        # list page shows ended gets its GET at once, while later pages and other groups are still listed,
+        # so the pages of a long listing delay neither its event nor the budget's turn for its GET.
+        fetching: dict[str, asyncio.Task[None]] = {}
+
+        async def fetch(execution_id: str) -> None:
+            self._deliver(execution_id, await self._get(execution_id), due[execution_id])
+
+        def listed(execution: WorkflowExecution) -> None:
+            if execution.id not in due or execution.id in fetching:
+                return
+            if not complete and self._ends_a_wait(execution, due[execution.id]):
+                fetching[execution.id] = asyncio.create_task(fetch(execution.id))
+            else:
+                self._deliver(execution.id, execution, due.pop(execution.id))
+
+        try:
+            if self.listing_enabled and len(due) > 1:
+                await self._listings(set(due), listed)
+            listed_at = time.time()
+            for execution_id in set(due) - set(fetching):  # what the lists did not show
+                fetching[execution_id] = asyncio.create_task(fetch(execution_id))
+            await asyncio.gather(*fetching.values())
+        except BaseException:
+            for task in fetching.values():
+                task.cancel()
+            raise
+        log.debug(
+            "%s round at %.3f (%.2f s past its grid point): %d checked, listing %.2f s, %d GETs, %.2f s in all",
+            self.workflow,
+            now,
+            (now - self._grid_anchor()) % self.period,
+            checked,
+            listed_at - started,
+            len(fetching),
+            time.time() - started,
+        )
+
+    def _deliver(
+        self, execution_id: str, outcome: WorkflowExecution | BaseException, subscribers: list[Subscription]
+    ) -> None:
+        if not isinstance(outcome, BaseException):
+            self.last_status[execution_id] = outcome.vendor_status
+        answered = time.time()  # slots that passed while the answer came are skipped, not made up at once
+        for subscription in subscribers:
+            if execution_id in subscription.next_check:
+                natural = subscription.next_check[execution_id]
+                subscription.next_check[execution_id] = next_slot(natural, subscription.poll_interval, answered)
+                subscription.observations.put_nowait((execution_id, outcome))
 
     @staticmethod
     def _ends_a_wait(execution: WorkflowExecution, subscribers: Iterable[Subscription]) -> bool:
@@ -173,22 +231,30 @@ class Poller:
         except WorkflowProviderError as exc:
             return exc
 
-    async def _listings(self, wanted: set[str]) -> dict[str, WorkflowExecution]:
-        """What the vendor's lists tell about ``wanted``, group by group, where listing is cheaper than GETs."""
+    async def _listings(
+        self, wanted: set[str], listed: Callable[[WorkflowExecution], None]
+    ) -> dict[str, WorkflowExecution]:
+        """What the vendor's lists tell about ``wanted``, group by group, where listing is cheaper than GETs.
+
+        ``listed`` hears of each execution as soon as its page arrives. The groups are listed side by side:
+        their pages are independent, and one group's pages must not hold back another's news.
+        """
         api = await self.hook.get_async_api()
         groups: dict[Hashable, tuple[dict[str, Any], set[str]]] = {}
         for execution_id in wanted:
             filters = api.status_listing(self.last_status.get(execution_id))
             if filters is not None:
                 groups.setdefault(tuple(sorted(filters.items())), (filters, set()))[1].add(execution_id)
-        seen: dict[str, WorkflowExecution] = {}
-        for key, (filters, members) in groups.items():
-            members -= set(seen)
+        scans = [
             # One page finds up to a page of them; a listing that took more pages than there are members
             # last time costs more than their GETs.
-            if len(members) < 2 or self.pages_needed.get(key, 1) >= len(members):
-                continue
-            seen.update(await self._scan(key, filters, members, wanted, max_pages=len(members) - 1))
+            self._scan(key, filters, members, wanted, listed, max_pages=len(members) - 1)
+            for key, (filters, members) in groups.items()
+            if len(members) >= 2 and self.pages_needed.get(key, 1) < len(members)
+        ]
+        seen: dict[str, WorkflowExecution] = {}
+        for found in await asyncio.gather(*scans):
+            seen.update(found)
         # Those the status lists no longer show have moved on, most often to an end: the newest executions
         # (an unfiltered list, any status) tell where, a page for up to a page of them.
         moved = wanted - set(seen)
@@ -198,11 +264,19 @@ class Poller:
             if newest_key not in groups or not groups[newest_key][1] & moved:
                 per_page = max(int(v) for k, v in newest.items() if k in ("per_page", "limit", "page_size"))
                 pages = math.ceil(len(moved) / per_page) + 1
-                seen.update(await self._scan(newest_key, newest, moved, wanted, max_pages=min(pages, len(moved) - 1)))
+                seen.update(
+                    await self._scan(newest_key, newest, moved, wanted, listed, max_pages=min(pages, len(moved) - 1))
+                )
         return seen
 
     async def _scan(
-        self, key: Hashable, filters: dict[str, Any], members: set[str], wanted: set[str], max_pages: int
+        self,
+        key: Hashable,
+        filters: dict[str, Any],
+        members: set[str],
+        wanted: set[str],
+        listed: Callable[[WorkflowExecution], None],
+        max_pages: int,
     ) -> dict[str, WorkflowExecution]:
         from airflow_workflow_provider.core.errors import (
             BadRequestError,
@@ -227,6 +301,7 @@ class Poller:
                     if execution.id in wanted and execution.vendor_status is not None:
                         seen[execution.id] = execution
                         missing.discard(execution.id)
+                        listed(execution)
                 if result.next_page is None:
                     break
                 page = result.next_page
@@ -248,6 +323,7 @@ class Poller:
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], Poller]] = (
     weakref.WeakKeyDictionary()
 )
+_POLLERS_MADE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, itertools.count[int]] = weakref.WeakKeyDictionary()
 
 
 @contextlib.asynccontextmanager
@@ -272,7 +348,10 @@ async def subscribe(
     key = (type(hook).__qualname__, hook.connection_id, workflow)
     poller = pollers.get(key)
     if poller is None or poller.task is None or poller.task.done():
-        poller = pollers[key] = Poller(hook, workflow, anchor=first_check_at, period=poll_interval)
+        # Successive pollers' phases step by the golden ratio: however many there are, their rounds spread
+        # evenly over the period, and the first one keeps its triggers' grid.
+        phase = (next(_POLLERS_MADE.setdefault(asyncio.get_running_loop(), itertools.count())) * GOLDEN_RATIO) % 1.0
+        poller = pollers[key] = Poller(hook, workflow, anchor=first_check_at, period=poll_interval, phase=phase)
     poller.add(subscription)
     if poller.task is None or poller.task.done():
         poller.task = asyncio.create_task(poller.run(), name=f"workflow poller {key}")
