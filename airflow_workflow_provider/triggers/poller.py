@@ -4,12 +4,13 @@ connection share one poller, which learns many statuses per request from the ven
 Each trigger subscribes with its execution ids, its poll interval and its first check. The poller
 runs rounds; in a round it checks every execution whose next check falls before the round after:
 
-1. it groups them by the status each was last seen in, and lists each group with the vendor's
-   status filter (``VendorApi.status_listing``: Cloudflare ``status=``, 100 a page; SailPoint
+1. it groups them by the status each was last seen in, and lists the groups side by side with the
+   vendor's status filter (``VendorApi.status_listing``: Cloudflare ``status=``, 100 a page; SailPoint
    ``status eq``, 250 a page; Datadog unfiltered, 100 a page; executions not yet seen are the newest,
    found at the top of an unfiltered list), page after page until every one of the group was seen;
 2. an execution the lists did not show, or showed in a state that ends a wait (terminal, or one a
-   trigger stops at), is asked with its own GET, which brings the whole record (output, error);
+   trigger stops at), is asked with its own GET, which brings the whole record (output, error); the
+   GET goes out as soon as the page that showed the end arrives;
 3. each trigger gets its own executions' observations, and nothing else.
 
 Listing pays only when it costs fewer requests than the GETs it replaces: the poller remembers how
@@ -19,7 +20,9 @@ by GETs for that round; one that is refused (no permission to list, a filter the
 listing off for the poller.
 
 Rounds keep to the grid of the smallest interval among the subscribers; an execution is checked in
-the last round before its own next check falls due, so no trigger waits longer than its interval.
+the last round before its own next check falls due, so no trigger waits longer than its interval
+plus the round's own duration. To keep that short, each execution's news goes out as soon as a page
+(or its GET) tells it, and the pollers of one event loop spread their rounds over the period.
 Checks go through the credential's rate budget and are patient: throttling slows rounds down and
 fails no wait.
 """
