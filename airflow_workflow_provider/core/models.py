@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import pendulum
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from airflow_workflow_provider.core.security import DEFAULT_MAX_OUTPUT_BYTES, MAX_SUMMARY_TEXT, bound_output
+from airflow_workflow_provider.core.security import MAX_SUMMARY_TEXT, bound_output
 from airflow_workflow_provider.core.states import ExecutionState
+from airflow_workflow_provider.core.validation import DEFAULT_MAX_OUTPUT_BYTES
 
 
 def to_pendulum(value: Any) -> pendulum.DateTime | None:
@@ -31,6 +32,7 @@ def to_pendulum(value: Any) -> pendulum.DateTime | None:
 
 
 Timestamp = Annotated[pendulum.DateTime | None, BeforeValidator(to_pendulum)]
+
 
 class WorkflowExecution(BaseModel):
     """One run of a vendor workflow, normalised.

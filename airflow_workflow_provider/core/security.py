@@ -73,9 +73,6 @@ def _echoed_forms(secret: str) -> set[str]:
 
 # -- what an execution summary (XCom) carries -------------------------------------------------------
 
-# What an execution summary (XCom, trigger events) carries of a vendor's ``output`` at most, as JSON.
-# A larger output is left out and the summary says so; the run operators' ``max_output_bytes`` changes it.
-DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
 # A vendor's error message is shown whole in the task log; in a summary it is cut to this many characters.
 MAX_SUMMARY_TEXT = 4096
 

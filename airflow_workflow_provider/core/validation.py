@@ -12,6 +12,11 @@ from urllib.parse import quote, urlsplit
 from airflow_workflow_provider.core.errors import WorkflowInputError
 
 MAX_ID_LENGTH = 256
+# What an execution summary (XCom, trigger events) carries of a vendor's ``output`` at most, as JSON.
+# A larger output is left out and the summary says so; the run operators' ``max_output_bytes`` changes it.
+# Here rather than in core.security, which applies it, so that declaring an operator (a DAG parse) does
+# not load the redaction and transport code.
+DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
 _CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 
 

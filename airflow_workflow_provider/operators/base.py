@@ -5,8 +5,10 @@ defer, turn the outcome into a result or a failure, cancel when killed. Retries 
 the execution id is kept in Airflow's ``task_state_store`` (3.3+), so a retry reattaches to a
 live execution instead of starting a second one.
 
-This module is imported while DAG files are parsed: the hooks, the HTTP stack and pydantic
-are imported only when a task runs.
+This module is imported while DAG files are parsed, in a fresh process each time: only what
+declaring a task needs (Airflow's base classes, the links, the error tree, the states and the
+argument checks) loads with it. The hooks, the HTTP stack, pydantic, redaction, the triggers and
+OpenLineage are imported inside the methods that run a task (tests/unit/test_parse_cost.py).
 """
 
 from __future__ import annotations
@@ -23,15 +25,13 @@ from airflow.providers.common.compat.sdk import AirflowTaskTimeout, BaseOperator
 
 from airflow_workflow_provider._compat import ResumableJobMixin
 from airflow_workflow_provider.core.errors import WorkflowExecutionFailed, WorkflowInputError, WorkflowWaitTimeout
-from airflow_workflow_provider.core.events import next_slot
-from airflow_workflow_provider.core.security import DEFAULT_MAX_OUTPUT_BYTES, bound_output
 from airflow_workflow_provider.core.states import (
     UNKNOWN_STATE_LIMIT,
     ExecutionState,
     UnknownStateClock,
     unknown_state_message,
 )
-from airflow_workflow_provider.core.validation import require_positive_number
+from airflow_workflow_provider.core.validation import DEFAULT_MAX_OUTPUT_BYTES, require_positive_number
 from airflow_workflow_provider.links import EXECUTION_URL_KEY
 
 if TYPE_CHECKING:
@@ -120,6 +120,8 @@ class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
         Checks keep to a fixed grid, as the trigger's do: a slow answer (or one slowed by the
         vendor's rate limit) delays that check, not every later one.
         """
+        from airflow_workflow_provider.core.events import next_slot
+
         deadline = self._deadline(context)
         started = next_check = time.monotonic()
         last: ExecutionState | None = None
@@ -210,6 +212,8 @@ class ExecutionFollower(VendorConnection["BaseWorkflowsHook[Any]"]):
 
     def _bounded_event_summary(self, summary: dict[str, Any], execution_id: str) -> dict[str, Any]:
         """The trigger's summary (cut at the default size) within this task's own ``max_output_bytes``."""
+        from airflow_workflow_provider.core.security import bound_output
+
         allows_more = self.max_output_bytes is None or self.max_output_bytes > DEFAULT_MAX_OUTPUT_BYTES
         if summary.get("output_truncated") and allows_more:
             return self._summary(self.hook.get_execution(self.workflow, execution_id))

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_workflow_provider.core.errors import WorkflowExecutionFailed, WorkflowInputError, WorkflowWaitTimeout
-from airflow_workflow_provider.core.events import next_slot
 from airflow_workflow_provider.core.states import ExecutionState
 from airflow_workflow_provider.core.validation import require_choice
 from airflow_workflow_provider.links import EXECUTION_URL_KEY, CloudflareWorkflowInstanceLink
@@ -299,6 +298,8 @@ class CloudflareRunWorkflowBatchOperator(VendorConnection["CloudflareWorkflowsHo
 
     def _wait_all(self, hook: Any, ids: list[str]) -> list[dict[str, Any]]:
         """Poll from the worker, one GET per instance still running, on a fixed grid."""
+        from airflow_workflow_provider.core.events import next_slot
+
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         final: dict[str, Any] = {}
         next_check = time.monotonic()
