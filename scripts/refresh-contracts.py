@@ -3,14 +3,20 @@
 
 Each fragment is a self-contained OpenAPI document holding only the operations this provider calls,
 with every schema, parameter and response they reference, and an ``x-contract-source`` block naming
-the repository, path and commit it was cut from. ``make test`` validates the hooks' requests and the
-emulator's answers against these fragments offline; this script is the only part that needs the
-network, and it is never run in CI.
+the repository, path and commit (or the registry package and version) it was cut from. Datadog's recorded
+answers (its client's test cassettes) are converted beside them into tests/contracts/datadog/cassettes/.
+``make test`` validates the hooks' requests and the emulator's answers against these files offline; this
+script is the only part that needs the network.
 
     python scripts/refresh-contracts.py                 # every fragment, newest commit of each repository
     python scripts/refresh-contracts.py sailpoint       # one vendor
     python scripts/refresh-contracts.py --commit sailpoint-oss/api-specs=81ef79d0...   # a pinned commit
     python scripts/refresh-contracts.py --git-dir sailpoint-oss/api-specs=/path/to/clone  # no network
+    python scripts/refresh-contracts.py --from-registries --if-missing   # what `make test` runs (CI too)
+
+``--from-registries`` reads the same repository files from a pinned release on a package registry (sha256
+checked), for the repositories that ship them in one: CI reaches the registries but not GitHub. A registry
+that cannot be reached is a warning, not an error: the tests that need the missing files skip, naming them.
 
 Review the diff before committing it: a change in a fragment is a change in a vendor's contract, and
 the emulator or the hooks may have to follow it.
@@ -21,10 +27,13 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import hashlib
 import json
 import posixpath
 import subprocess
 import sys
+import tarfile
+import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -135,6 +144,71 @@ FRAGMENTS = (
 )
 
 
+@dataclass(frozen=True)
+class Cassette:
+    """One of Datadog's recorded answers, converted from its client's VCR cassette to our JSON fixture."""
+
+    name: str  # under tests/contracts/datadog/cassettes/
+    path: str  # in the client's repository
+    note: str | None = None
+
+    @property
+    def output(self) -> Path:
+        return CONTRACTS / "datadog" / "cassettes" / self.name
+
+
+CASSETTE_REPOSITORY = "DataDog/datadog-api-client-python"
+_SCENARIOS = "tests/v2/cassettes/test_scenarios"
+CASSETTES = (
+    Cassette("get_instance_canceled.json", f"{_SCENARIOS}/test_get_a_workflow_instance_returns_ok_response.yaml"),
+    Cassette("list_instances.json", f"{_SCENARIOS}/test_list_workflow_instances_returns_ok_response.yaml"),
+    Cassette("execute_workflow.json", f"{_SCENARIOS}/test_execute_a_workflow_returns_created_response.yaml"),
+    Cassette("cancel_instance.json", f"{_SCENARIOS}/test_cancel_a_workflow_instance_returns_ok_response.yaml"),
+    Cassette(
+        "cancel_instance_not_found.json",
+        f"{_SCENARIOS}/test_cancel_a_workflow_instance_returns_not_found_response.yaml",
+    ),
+    Cassette(
+        "get_instance_workflow_not_found.json",
+        f"{_SCENARIOS}/test_get_a_workflow_instance_returns_not_found_response.yaml",
+    ),
+    Cassette(
+        "malformed_workflow_id.json",
+        f"{_SCENARIOS}/test_get_a_workflow_instance_returns_bad_request_response.yaml",
+        note="the same answer is recorded for list, execute and cancel with workflow id 'malformed'",
+    ),
+    Cassette(
+        "api_key_forbidden.json",
+        "tests/v1/cassettes/test_scenarios/test_validate_api_key_returns_forbidden_response.yaml",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class PyPISdist:
+    """A release on PyPI whose source distribution carries a repository's files under one top folder."""
+
+    package: str
+    version: str
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        return f"PyPI {self.package}=={self.version}"
+
+
+# The repositories whose files also ship in a package on a registry, pinned. Raise a version only together with
+# its sha256 (from `pip download`), and review the fragments' diff as for a new commit.
+# Cloudflare's api-schemas and SailPoint's api-specs ship in none: their SDKs on PyPI (cloudflare, sailpoint) and
+# npm (cloudflare, sailpoint-api-client) carry generated code without the document, and SailPoint's Go SDK,
+# whose packages carry api/openapi.yaml, is served by the Go module proxy, which CI cannot reach.
+REGISTRY_RELEASES = {
+    "DataDog/datadog-api-client-python": PyPISdist(
+        "datadog-api-client", "2.62.0", "fec6a649dac5dd7224f64662390005e6d6ce688029742278346f46190d0fc902"
+    ),
+}
+
+
 # -- reading a repository at one commit ------------------------------------------------------------
 
 
@@ -150,6 +224,13 @@ class GitHubReader:
         request = urllib.request.Request(url, headers={"Accept": "application/vnd.github.sha"})
         with urllib.request.urlopen(request, timeout=60) as answer:
             return cls(repository, answer.read().decode().strip())
+
+    @property
+    def origin(self) -> dict[str, str]:
+        return {"repository": self.repository, "commit": self.commit}
+
+    def locate(self, path: str) -> str:
+        return f"https://github.com/{self.repository}/blob/{self.commit}/{path}"
 
     def read(self, path: str) -> str:
         url = f"https://raw.githubusercontent.com/{self.repository}/{self.commit}/{urllib.parse.quote(path)}"
@@ -169,11 +250,74 @@ class GitDirReader:
             ["git", f"--git-dir={self.git_dir}", *args], check=True, capture_output=True, text=True
         ).stdout
 
+    @property
+    def origin(self) -> dict[str, str]:
+        return {"repository": self.repository, "commit": self.commit}
+
+    def locate(self, path: str) -> str:
+        return f"https://github.com/{self.repository}/blob/{self.commit}/{path}"
+
     def read(self, path: str) -> str:
         return self._git("show", f"{self.commit}:{path}")
 
 
-Reader = GitHubReader | GitDirReader
+class RegistryUnreachable(Exception):
+    """The registry could not be asked (no network, an outage): the tests that need its files skip."""
+
+
+class SdistReader:
+    """Files of a repository as shipped in a pinned source distribution on PyPI, checked against its sha256."""
+
+    def __init__(self, repository: str, release: PyPISdist, archive: Path) -> None:
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        if digest != release.sha256:
+            # Not a network problem: the registry served other bytes than the pinned release. Never use them.
+            raise ValueError(f"{release.label}: {archive.name} has sha256 {digest}, pinned {release.sha256}")
+        self.repository, self.release = repository, release
+        with tarfile.open(archive) as tar:
+            names = tar.getnames()
+            top = names[0].split("/", 1)[0]
+            self._files = {
+                name[len(top) + 1 :]: tar.extractfile(name).read().decode()  # type: ignore[union-attr]
+                for name in names
+                if name.endswith((".yaml", ".yml")) and tar.getmember(name).isfile()
+            }
+
+    @classmethod
+    def download(cls, repository: str, release: PyPISdist) -> SdistReader:
+        with tempfile.TemporaryDirectory(prefix="refresh-contracts-") as folder:
+            command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
+            command += ["--no-deps", "--no-binary", ":all:", "--dest", folder, f"{release.package}=={release.version}"]
+            try:
+                subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+            except (OSError, subprocess.SubprocessError) as exc:
+                detail = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines() or ["no output"]
+                raise RegistryUnreachable(f"{release.label} ({detail[-1]})") from exc
+            archives = sorted(Path(folder).glob("*.tar.gz"))
+            if not archives:
+                raise RegistryUnreachable(f"{release.label}: pip download left no source distribution")
+            return cls(repository, release, archives[0])
+
+    @property
+    def origin(self) -> dict[str, str]:
+        return {
+            "repository": self.repository,
+            "registry": "PyPI",
+            "package": self.release.package,
+            "version": self.release.version,
+            "sha256": self.release.sha256,
+        }
+
+    def locate(self, path: str) -> str:
+        return f"{path} in the source distribution of {self.release.label} (sha256 {self.release.sha256})"
+
+    def read(self, path: str) -> str:
+        if path not in self._files:
+            raise KeyError(f"{self.release.label}: its source distribution has no {path}")
+        return self._files[path]
+
+
+Reader = GitHubReader | GitDirReader | SdistReader
 
 
 # -- cutting the fragment ----------------------------------------------------------------------------
@@ -295,9 +439,8 @@ def cut(fragment: Fragment, reader: Reader) -> dict[str, Any]:
     if schemes:
         components["securitySchemes"] = copy.deepcopy(schemes)
     source = {
-        "repository": fragment.repository,
+        **reader.origin,
         "path": fragment.path,
-        "commit": reader.commit,
         "operations": [f"{method.upper()} {path}" for path, method in fragment.operations],
         "refreshed": datetime.date.today().isoformat(),
         "by": "scripts/refresh-contracts.py",
@@ -317,15 +460,64 @@ def cut(fragment: Fragment, reader: Reader) -> dict[str, Any]:
     return document
 
 
-def write(fragment: Fragment, document: dict[str, Any]) -> None:
+def write(fragment: Fragment, document: dict[str, Any], reader: Reader) -> None:
     fragment.output.parent.mkdir(parents=True, exist_ok=True)
     source = document["x-contract-source"]
     header = (
-        f"# Cut from https://github.com/{source['repository']}/blob/{source['commit']}/{source['path']}\n"
+        f"# Cut from {reader.locate(source['path'])}\n"
         "# by scripts/refresh-contracts.py: do not edit by hand, refresh instead.\n"
     )
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
     fragment.output.write_text(header + text)
+
+
+# -- Datadog's recorded answers ---------------------------------------------------------------------
+
+# Where a recorded answer names the person who ran the workflow: (e-mail, name, uuid) keys of each object.
+PERSON_KEYS = {"actingUser": ("userEmail", "userName", "userUuid"), "initiator": ("email", "name", "id")}
+PLACEHOLDER_PERSON = ("someone@example.com", "Some One", "00000000-0000-0000-0000-0000000000aa")
+
+
+def _anonymize(node: Any) -> bool:
+    """The acting user's name, e-mail and uuid replaced by placeholders; whether there was one."""
+    found = False
+    if isinstance(node, list):
+        for value in node:
+            found = _anonymize(value) or found
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in PERSON_KEYS and isinstance(value, dict):
+                value.update(zip(PERSON_KEYS[key], PLACEHOLDER_PERSON, strict=True))
+                found = True
+            else:
+                found = _anonymize(value) or found
+    return found
+
+
+def convert(cassette: Cassette, reader: Reader) -> dict[str, Any]:
+    """The cassette's one interaction as request (method, path, body) and response (status, body)."""
+    recorded = yaml.safe_load(reader.read(cassette.path))
+    (interaction,) = recorded["interactions"]
+    sent, answered = interaction["request"], interaction["response"]
+    request: dict[str, Any] = {"method": sent["method"], "path": urllib.parse.urlsplit(sent["uri"]).path}
+    if sent.get("body"):
+        request["body"] = json.loads(sent["body"])
+    body = json.loads(answered["body"]["string"])
+    changed = [cassette.note] if cassette.note else []
+    if _anonymize(body):
+        changed.append("the acting user's name, e-mail and uuid replaced by placeholders")
+    source: dict[str, Any] = {**reader.origin, "path": cassette.path}
+    if changed:
+        source["changed"] = "; ".join(changed)
+    return {"_source": source, "request": request, "response": {"status": answered["status"]["code"], "body": body}}
+
+
+# -- choosing the sources ----------------------------------------------------------------------------
+
+
+def _warn(message: str) -> None:
+    # On stderr and on a line of its own, so that it stands out in a long CI log: those tests will only skip.
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -333,35 +525,74 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("vendors", nargs="*", help="datadog, cloudflare, sailpoint (default: all)")
     parser.add_argument("--commit", action="append", default=[], metavar="OWNER/NAME=SHA")
     parser.add_argument("--git-dir", action="append", default=[], metavar="OWNER/NAME=PATH")
+    parser.add_argument(
+        "--from-registries",
+        action="store_true",
+        help="read the pinned registry release of each repository that ships its files in one (see REGISTRY_RELEASES)",
+    )
+    parser.add_argument("--if-missing", action="store_true", help="leave the files that are already there as they are")
     args = parser.parse_args(list(argv) if argv is not None else None)
     commits = dict(item.split("=", 1) for item in args.commit)
     git_dirs = dict(item.split("=", 1) for item in args.git_dir)
     readers: dict[str, Reader] = {}
 
-    def reader_for(fragment: Fragment) -> Reader:
-        repository = fragment.repository
+    def reader_for(repository: str, branch: str) -> Reader:
         if repository not in readers:
             make: Callable[[], Reader]
             if repository in git_dirs:
                 make = lambda: GitDirReader(repository, git_dirs[repository], commits.get(repository))  # noqa: E731
+            elif args.from_registries:
+                make = lambda: SdistReader.download(repository, REGISTRY_RELEASES[repository])  # noqa: E731
             elif repository in commits:
                 make = lambda: GitHubReader(repository, commits[repository])  # noqa: E731
             else:
-                make = lambda: GitHubReader.newest(repository, fragment.branch)  # noqa: E731
+                make = lambda: GitHubReader.newest(repository, branch)  # noqa: E731
             readers[repository] = make()
         return readers[repository]
 
     chosen = [f for f in FRAGMENTS if not args.vendors or f.vendor in args.vendors]
+    cassettes = [c for c in CASSETTES if not args.vendors or "datadog" in args.vendors]
+    if args.if_missing:
+        chosen = [f for f in chosen if not f.output.exists()]
+        cassettes = [c for c in cassettes if not c.output.exists()]
+    if args.from_registries:
+        shipped = {*REGISTRY_RELEASES, *git_dirs}
+        unshipped = sorted({f.vendor for f in chosen if f.repository not in shipped})
+        for vendor in unshipped:
+            print(
+                f"{vendor}: its published document ships in no package on a registry reachable here; "
+                f"its contract tests skip until `python scripts/refresh-contracts.py {vendor}` fetches it from GitHub"
+            )
+        chosen = [f for f in chosen if f.vendor not in unshipped]
+    unreachable: set[str] = set()
+    written = 0
     for fragment in chosen:
-        reader = reader_for(fragment)
+        try:
+            reader = reader_for(fragment.repository, fragment.branch)
+        except RegistryUnreachable as exc:
+            unreachable.add(str(exc))
+            continue
         document = cut(fragment, reader)
-        write(fragment, document)
+        write(fragment, document, reader)
+        written += 1
         count = sum(len(item) for item in document["paths"].values())
         print(
             f"{fragment.output.relative_to(CONTRACTS.parent.parent)}: {count} entries from "
-            f"{fragment.repository}@{reader.commit[:12]}:{fragment.path}"
+            f"{reader.locate(fragment.path)}"
         )
-    print(json.dumps({"fragments": len(chosen)}))
+    for cassette in cassettes:
+        try:
+            reader = reader_for(CASSETTE_REPOSITORY, "master")
+        except RegistryUnreachable as exc:
+            unreachable.add(str(exc))
+            continue
+        cassette.output.parent.mkdir(parents=True, exist_ok=True)
+        cassette.output.write_text(json.dumps(convert(cassette, reader), indent=2) + "\n")
+        written += 1
+        print(f"{cassette.output.relative_to(CONTRACTS.parent.parent)}: from {reader.locate(cassette.path)}")
+    for problem in sorted(unreachable):
+        _warn(f"could not fetch {problem}; the contract tests that need it skip")
+    print(json.dumps({"written": written, "unreachable": sorted(unreachable)}))
     return 0
 
 

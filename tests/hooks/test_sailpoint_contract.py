@@ -37,7 +37,8 @@ def _contract(name: str) -> dict[str, Any]:
 
 CONTRACT_MISSING = (
     "SailPoint's published document is not kept in this repository; "
-    "run `python scripts/refresh-contracts.py sailpoint` with network access to fetch it"
+    "run `python scripts/refresh-contracts.py sailpoint` with GitHub access to fetch it "
+    "(no package on a registry CI reaches ships it, so CI skips this)"
 )
 
 
