@@ -9,6 +9,7 @@ so are durations and intervals, so that each test takes seconds.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -142,3 +143,60 @@ def test_a_lone_trigger_polls_as_it_always_did(emulator: WorkflowEmulator, set_c
     # Only GETs, on the grid: at most one per interval over the 2 s it runs (the first may come late on a
     # loaded machine, never more often).
     assert set(operations) == {"get"} and 1 <= len(operations) <= 2.0 / 0.3 + 2, operations
+
+
+LONE_WAITS = 60
+LONE_INTERVAL = 1.0
+LONE_DURATION = 4.5  # half an interval off the grid: checks at 0, 1, ..., 5 s, the last one the first after the end
+
+
+def _lone_waits_gets(emulator: WorkflowEmulator, conn_id: str) -> list[int]:
+    """GETs each execution got when every wait follows its own workflow (nothing to coalesce), in one loop."""
+    executions = {}
+    for index in range(LONE_WAITS):
+        workflow = f"5d1e8a3c-0000-4000-8000-{index:012d}"
+        emulator.script("datadog", workflow, WorkflowScript(duration=LONE_DURATION))
+        [executions[workflow]] = emulator.create_executions("datadog", workflow, 1, finished=False)
+
+    async def follow(workflow: str, execution_id: str) -> str:
+        trigger = DatadogWorkflowTrigger(
+            datadog_conn_id=conn_id,
+            workflow=workflow,
+            execution_id=execution_id,
+            poll_interval=LONE_INTERVAL,
+            deadline=time.time() + DEADLINE,
+        )
+        [event] = [event.payload async for event in trigger.run()]
+        return str(event["status"])
+
+    async def main() -> list[str]:
+        try:
+            return await asyncio.gather(*(follow(w, i) for w, i in executions.items()))
+        finally:
+            await close_shared_async_session()
+
+    assert asyncio.run(main()) == ["success"] * LONE_WAITS
+    operations = {r.operation for r in emulator.requests}
+    assert operations == {"get"}, operations
+    return [sum(1 for r in emulator.requests if r.path.endswith(f"/{i}")) for i in executions.values()]
+
+
+@pytest.mark.timeout(90)
+def test_lone_waits_make_one_get_per_slot(emulator: WorkflowEmulator, set_connection: Callable[..., str]) -> None:
+    """Lone waits whose answers come in time skip no slot of their grid: ceil(duration / interval) + 1 checks each.
+
+    The triggerer benchmark once saw half of these checks missing: its connections kept the vendor's
+    documented limit, and one rate budget per credential paced 1,000 lone waits at it.
+    """
+    gets = _lone_waits_gets(emulator, set_connection("datadog"))  # the test connections lift the budget
+    ideal = math.ceil(LONE_DURATION / LONE_INTERVAL) + 1
+    # Never more than one check per slot; one slot may be lost to a stall of a loaded machine, never more.
+    assert all(ideal - 1 <= count <= ideal for count in gets), sorted(gets)
+
+
+@pytest.mark.timeout(90)
+def test_paced_lone_waits_skip_slots(emulator: WorkflowEmulator, set_connection: Callable[..., str]) -> None:
+    """The same waits through a budget of 10 requests a second (they want 60): paced, they skip most slots."""
+    gets = _lone_waits_gets(emulator, set_connection("datadog", rate_limit_requests=10, rate_limit_period=1))
+    ideal = math.ceil(LONE_DURATION / LONE_INTERVAL) + 1
+    assert sum(1 for count in gets if count < ideal - 1) > LONE_WAITS / 2, sorted(gets)
