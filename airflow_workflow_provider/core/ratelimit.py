@@ -43,6 +43,9 @@ DECREASE_FACTOR = 0.5
 # a wait must go on, and a long throttled spell must not leave a budget that takes an hour to recover.
 FLOOR_FRACTION = 0.01
 SLOWEST_INTERVAL = 60.0
+# A request queued this long behind the others of its credential (the operators' default poll interval) means
+# the waits of this process ask more than the budget allows: they are checked less often than their interval.
+PACED_WARNING = 10.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class RateBudget:
         self.sent = 0
         self.throttled = 0
         self._warned = False
+        self._warned_paced = False
 
     @property
     def burst(self) -> float:
@@ -111,7 +115,23 @@ class RateBudget:
             self._refill(now)
             self._tokens -= 1.0
             self.sent += 1
-            return max(0.0, self._blocked_until - now) + max(0.0, -self._tokens) / self.rate
+            queued = max(0.0, -self._tokens) / self.rate
+            paced = queued >= PACED_WARNING and not self._warned_paced
+            self._warned_paced = self._warned_paced or paced
+            rate = self.rate
+        if paced:
+            # Without a 429 nothing else would tell: a triggerer with more lone waits than the budget's rate
+            # times their interval checks each of them less often, silently (issue 15's benchmark did).
+            log.warning(
+                "%s: requests now queue %.0f s for their turn in this credential's rate budget (%.3g requests a "
+                "second), so waits are checked less often than their poll interval. Waits on executions of one "
+                "workflow share their checks; if the vendor allows this credential more, set rate_limit_requests "
+                "and rate_limit_period in the connection extra",
+                self.name,
+                queued,
+                rate,
+            )
+        return max(0.0, self._blocked_until - now) + queued
 
     def recheck(self) -> float:
         """Called when a reserved turn comes: further seconds to wait if the vendor said "stop" meanwhile.

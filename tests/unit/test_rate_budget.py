@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 
 import pytest
 
 from airflow_workflow_provider.core.errors import WorkflowInputError
-from airflow_workflow_provider.core.ratelimit import HEADROOM, RateBudget, RateLimit, rate_limit_from_extra
+from airflow_workflow_provider.core.ratelimit import (
+    HEADROOM,
+    PACED_WARNING,
+    RateBudget,
+    RateLimit,
+    rate_limit_from_extra,
+)
 
 
 class Clock:
@@ -141,3 +148,16 @@ def test_processes_sharing_one_limit_converge_to_fair_shares_with_few_429s(proce
     assert throttled / total <= 0.02, f"{throttled} of {total} throttled"
     assert min(ok) >= 0.7 * max(ok), f"shares {ok}"
     assert sum(ok) >= 0.6 * sailpoint.per_second * 600  # and together they still use most of the limit
+
+
+def test_a_budget_that_queues_requests_past_a_poll_interval_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    """More waits than the budget's rate allows are paced without any 429: the log is the only one to tell."""
+    budget = RateBudget("test (example)", RateLimit(10, 1.0), clock=Clock())  # 9 a second, a burst of 1
+    with caplog.at_level(logging.WARNING, logger="airflow_workflow_provider.core.ratelimit"):
+        waits = [budget.reserve() for _ in range(90)]
+        assert waits[-1] < PACED_WARNING and caplog.records == []
+        waits += [budget.reserve() for _ in range(200)]
+    assert waits[-1] > 2 * PACED_WARNING  # still paced, never failed
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "test (example)" in record.getMessage() and "rate_limit_requests" in record.getMessage()
