@@ -12,6 +12,7 @@ Child process: ``python -m benchmarks.triggerer {ours|baseline} OUT_DIR POLL_INT
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -219,6 +220,8 @@ class RunResult:
     requests: dict[str, dict[str, int]]  # vendor -> operation -> count, the harness's starts and token included
     ideal: dict[str, int]  # vendor -> sum of the ideal request counts of its executions
     late_starts: int  # executions whose trigger started too late for ceil(D / P) + 2 to be the ideal
+    first_check_lags: list[float]  # per execution: seconds from building its trigger to its first check
+    long_gaps: int  # consecutive checks of one execution 1.5 intervals or more apart (a skipped slot)
     check_deltas: dict[str, dict[int, int]]  # vendor -> (status checks - ideal checks) -> executions
     blocked: list[float]  # loop probe overruns over 0.2 s
     blocked_at_start: list[float]  # those while the triggers were starting (up to 2 s after the last one)
@@ -301,7 +304,7 @@ def run_once(workdir: Path, mode: str, count: int, shortest: float, longest: flo
 
         created: dict[str, float] = {}
         requests_by_vendor: dict[str, dict[str, int]] = {}
-        checks: dict[str, int] = {}  # execution id -> status checks (every GET path ends with the id)
+        checks: dict[str, list[float]] = {}  # execution id -> its status checks' arrival times (GET paths end with it)
         for vendor, emulator in emulators.items():
             for item in emulator.executions(vendor):
                 created[item["id"]] = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00")).timestamp()
@@ -310,14 +313,14 @@ def run_once(workdir: Path, mode: str, count: int, shortest: float, longest: flo
                 counts[record["operation"]] = counts.get(record["operation"], 0) + 1
                 if record["operation"] == "get":
                     execution_id = record["path"].rsplit("/", 1)[1]
-                    checks[execution_id] = checks.get(execution_id, 0) + 1
+                    checks.setdefault(execution_id, []).append(record["at"])
             requests_by_vendor[vendor] = counts
+        # A waiter's grid starts when its trigger is built (given no first_check_at, the trigger anchors it there).
+        waiter_lag = {i: outcome["started"][i] - created[i] for i in ids}
         check_deltas: dict[str, dict[int, int]] = {v: {} for v in VENDORS}
         for execution_id, (vendor, duration) in ids.items():
-            ideal_checks = ideal_requests(
-                duration, outcome["started"][execution_id] - created[execution_id], poll_interval
-            )
-            delta = checks.get(execution_id, 0) - (ideal_checks - 1)
+            ideal_checks = ideal_requests(duration, waiter_lag[execution_id], poll_interval)
+            delta = len(checks.get(execution_id, [])) - (ideal_checks - 1)
             check_deltas[vendor][delta] = check_deltas[vendor].get(delta, 0) + 1
         delays, failures = [], []
         for execution_id, (vendor, duration) in ids.items():
@@ -353,18 +356,20 @@ def run_once(workdir: Path, mode: str, count: int, shortest: float, longest: flo
             failures=failures,
             requests=requests_by_vendor,
             ideal={
-                v: sum(
-                    ideal_requests(d, outcome["started"][i] - created[i], poll_interval)
-                    for i, (x, d) in ids.items()
-                    if x == v
-                )
+                v: sum(ideal_requests(d, waiter_lag[i], poll_interval) for i, (x, d) in ids.items() if x == v)
                 for v in VENDORS
             },
             late_starts=sum(
                 1
                 for i, (_, d) in ids.items()
-                if ideal_requests(d, outcome["started"][i] - created[i], poll_interval)
-                != math.ceil(d / poll_interval) + 2
+                if ideal_requests(d, waiter_lag[i], poll_interval) != math.ceil(d / poll_interval) + 2
+            ),
+            first_check_lags=[min(checks[i]) - outcome["started"][i] for i in ids if checks.get(i)],
+            long_gaps=sum(
+                1
+                for times in checks.values()
+                for a, b in itertools.pairwise(sorted(times))
+                if b - a >= 1.5 * poll_interval
             ),
             executions={v: sum(1 for x in ids.values() if x[0] == v) for v in VENDORS},
             check_deltas=check_deltas,
@@ -566,6 +571,14 @@ def _request_figures(section: Section, ours: RunResult, base: RunResult) -> None
         section.details.append(
             f"{ours.late_starts} trigger(s) started 0.5 s or more after their execution; their ideal counts "
             "the checks a waiter starting that late needs, ceil((D - lag) / P) + 2"
+        )
+    lags = sorted(ours.first_check_lags)
+    if lags:
+        section.details.append(
+            "first check after the trigger was built (as the emulator saw it arrive): "
+            f"p50 {percentile(lags, 50):.2f} s, p99 {percentile(lags, 99):.2f} s, max {lags[-1]:.2f} s; "
+            f"checks of one execution 1.5 intervals or more apart (a skipped slot): {ours.long_gaps} "
+            f"(baseline {base.long_gaps})"
         )
 
 

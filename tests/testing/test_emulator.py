@@ -369,7 +369,8 @@ def test_control_api(emu: WorkflowEmulator, http: requests.Session) -> None:
     assert http.get(f"{control}/executions").json() == executions  # every vendor
     log = http.get(f"{control}/requests").json()
     assert [(r["operation"], r["status"]) for r in log] == [("start", 429), ("start", 200)]
-    assert set(log[0]) == {"vendor", "operation", "method", "path", "status"}
+    assert set(log[0]) == {"vendor", "operation", "method", "path", "status", "at"}  # never headers or bodies
+    assert isinstance(log[0]["at"], float) and log[0]["at"] <= log[1]["at"]
 
     assert http.post(f"{control}/revoke_tokens", json={}).status_code == 200
     assert http.post(f"{control}/rate_limit", json={"vendor": "datadog", "limit": 0}).status_code == 200

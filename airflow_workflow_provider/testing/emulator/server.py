@@ -409,6 +409,7 @@ class WorkflowEmulator:
         route, params, path_known = self._match(vendor, request.method, "/" + rest)
         operation = route.operation if route else "unknown"
         status: int | None = None
+        arrived = time.time()
         try:
             body = await request.read()
             if route is not None:
@@ -424,7 +425,7 @@ class WorkflowEmulator:
             raise
         finally:
             with self._lock:
-                self._state.requests.append(RequestRecord(vendor, operation, request.method, raw_path, status))
+                self._state.requests.append(RequestRecord(vendor, operation, request.method, raw_path, status, arrived))
             # Only these five fields are ever logged: never headers, query strings or bodies (secrets).
             log.info("%s %s %s %s -> %s", vendor, operation, request.method, raw_path, status or "dropped")
 

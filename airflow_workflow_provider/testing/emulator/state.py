@@ -105,6 +105,8 @@ class RequestRecord:
     method: str
     path: str
     status: int | None  # None: the connection was dropped without an answer (reset faults)
+    # When the request arrived (epoch seconds): what benchmarks time a waiter's checks by. Not compared.
+    at: float = field(default=0.0, compare=False)
 
 
 @dataclass(eq=False)
