@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -20,6 +21,20 @@ class _VendorTrigger(BaseTrigger):
     #: The vendor-named argument for the connection id, as on the vendor's hook (``datadog_conn_id`` ...).
     conn_name_attr: ClassVar[str]
     connection_id: str
+    first_check_at: float | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._built_at = time.time()
+
+    @property
+    def _first_check(self) -> float:
+        """When the first check is due: as handed over, else when the triggerer built this trigger.
+
+        Not when the wait begins: loading the hook and the connection may take a while when a triggerer
+        starts a thousand triggers at once, and that must delay the first check, not every later one.
+        """
+        return self.first_check_at if self.first_check_at is not None else self._built_at
 
     async def _hook(self) -> Any:
         return await _load_hook(self.hook_class_path, self.connection_id)
@@ -96,7 +111,7 @@ class WorkflowExecutionTrigger(_VendorTrigger):
         # Checks keep to a fixed grid (wall clock, as the trigger may move between triggerers); the operator
         # checked just before deferring, so the first check here waits for its slot. The poller shares the
         # checks of every trigger following this workflow through this connection (one GET when alone).
-        first_check = self.first_check_at if self.first_check_at is not None else time.time()
+        first_check = self._first_check
         unreadable = UnknownStateClock(self.unknown_state_limit)
         try:
             async with subscribe(
@@ -220,7 +235,7 @@ class WorkflowExecutionsTrigger(_VendorTrigger):
 
         hook = await self._hook()
         latest: dict[str, Any] = {}
-        first_check = self.first_check_at if self.first_check_at is not None else time.time()
+        first_check = self._first_check
         try:
             async with subscribe(
                 hook, self.workflow, self.execution_ids, poll_interval=self.poll_interval, first_check_at=first_check
@@ -284,5 +299,9 @@ async def _load_hook(hook_class_path: str, connection_id: str) -> Any:
     module, _, name = hook_class_path.rpartition(".")
     # The first import of a hook pulls in requests, pydantic and friends: a second or two that
     # must not stall the triggerer's event loop, and every other trigger on it, so it runs in a thread.
-    loaded = await asyncio.to_thread(import_module, module)
-    return getattr(loaded, name)(connection_id)
+    # Once imported, no thread: a thousand triggers starting together would queue for the few threads. A
+    # module still being imported by another trigger's thread is in sys.modules without the class yet.
+    hook_class = getattr(sys.modules.get(module), name, None)
+    if hook_class is None:
+        hook_class = getattr(await asyncio.to_thread(import_module, module), name)
+    return hook_class(connection_id)

@@ -200,3 +200,45 @@ def test_paced_lone_waits_skip_slots(emulator: WorkflowEmulator, set_connection:
     gets = _lone_waits_gets(emulator, set_connection("datadog", rate_limit_requests=10, rate_limit_period=1))
     ideal = math.ceil(LONE_DURATION / LONE_INTERVAL) + 1
     assert sum(1 for count in gets if count < ideal - 1) > LONE_WAITS / 2, sorted(gets)
+
+
+@pytest.mark.timeout(60)
+def test_a_slow_hook_load_delays_the_first_check_not_the_grid(
+    emulator: WorkflowEmulator, set_connection: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A triggerer starting a thousand triggers loads hooks and connections slowly: the grid starts at the build."""
+    from airflow_workflow_provider.triggers import base, poller
+
+    conn_id = set_connection("datadog")
+    workflow = WORKFLOW_IDS["datadog"]
+    emulator.script("datadog", workflow, WorkflowScript(duration=0.5))
+    [execution_id] = emulator.create_executions("datadog", workflow, 1, finished=False)
+    anchors: list[float] = []
+    subscribe, load_hook = poller.subscribe, base._load_hook
+
+    def recording_subscribe(*args: Any, first_check_at: float, **kwargs: Any) -> Any:
+        anchors.append(first_check_at)
+        return subscribe(*args, first_check_at=first_check_at, **kwargs)
+
+    async def slow_load_hook(*args: Any) -> Any:
+        await asyncio.sleep(1.0)
+        return await load_hook(*args)
+
+    monkeypatch.setattr(poller, "subscribe", recording_subscribe)
+    monkeypatch.setattr(base, "_load_hook", slow_load_hook)
+
+    async def main() -> list[dict[str, Any]]:
+        try:
+            return [event.payload async for event in trigger.run()]
+        finally:
+            await close_shared_async_session()
+
+    before = time.time()
+    trigger = DatadogWorkflowTrigger(
+        datadog_conn_id=conn_id, workflow=workflow, execution_id=execution_id, poll_interval=10.0
+    )
+    after = time.time()
+    [event] = asyncio.run(main())
+
+    assert event["status"] == "success"
+    assert len(anchors) == 1 and before <= anchors[0] <= after
