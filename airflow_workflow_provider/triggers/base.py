@@ -21,6 +21,8 @@ class _VendorTrigger(BaseTrigger):
     #: The vendor-named argument for the connection id, as on the vendor's hook (``datadog_conn_id`` ...).
     conn_name_attr: ClassVar[str]
     connection_id: str
+    workflow: str
+    cancel_on_kill: bool
     first_check_at: float | None
 
     def __init__(self) -> None:
@@ -48,6 +50,59 @@ class _VendorTrigger(BaseTrigger):
 
     def _follow(self) -> AsyncIterator[TriggerEvent]:
         raise NotImplementedError
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task (Airflow 3.3+): cancel what is still running remotely.
+
+        Not done in ``cleanup()``, which also runs when the triggerer restarts: the execution must go on
+        then. Nor when Airflow still holds the task deferred: Airflow 3.3 also calls ``on_kill()`` on the
+        triggerer that loses a trigger handed over to another one (apache/airflow#73454), and that
+        triggerer must let the new owner follow the execution, not cancel it under it.
+        """
+        if not self.cancel_on_kill:
+            return
+        if await self._task_still_deferred():
+            self.log.info(
+                "the task is still deferred (its trigger moved to another triggerer): leaving %s running",
+                self.workflow,
+            )
+            return
+        from airflow_workflow_provider.core.errors import WorkflowApiError
+        from airflow_workflow_provider.core.http import async_session_lease
+
+        async with async_session_lease():
+            hook = await self._hook()
+            for execution_id in self._running_execution_ids():
+                try:
+                    await hook.acancel_execution(self.workflow, execution_id)
+                except WorkflowApiError as exc:
+                    self.log.warning("could not cancel execution %s: %s", execution_id, exc)
+
+    def _running_execution_ids(self) -> list[str]:
+        raise NotImplementedError
+
+    async def _task_still_deferred(self) -> bool:
+        """Whether Airflow's record of this trigger's task instance still says "deferred".
+
+        A user's action (mark success or failed, clear) changes that state before the trigger is
+        cancelled; a hand-over to another triggerer leaves it. When it cannot be asked, the cancel
+        is taken as the user's: that is what Airflow said it is.
+        """
+        ti = getattr(self, "task_instance", None)
+        if ti is None:
+            return False
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+            from asgiref.sync import sync_to_async
+
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, map_index=ti.map_index, task_ids=[ti.task_id], run_ids=[ti.run_id]
+            )
+        except Exception as exc:  # an older Airflow, or no answer: fall back to what Airflow said
+            self.log.warning("could not ask Airflow for the task's state (%s): taking the kill as a user's", exc)
+            return False
+        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        return bool(states.get(ti.run_id, {}).get(key) == "deferred")
 
 
 class WorkflowExecutionTrigger(_VendorTrigger):
@@ -163,22 +218,8 @@ class WorkflowExecutionTrigger(_VendorTrigger):
             return execution_event("timeout", message=message, execution=execution.summary(), **ids)
         return None
 
-    async def on_kill(self) -> None:
-        """A user killed the deferred task (Airflow 3.3+): cancel the remote execution too.
-
-        Not done in ``cleanup()``, which also runs when the triggerer restarts or hands the
-        trigger to another triggerer: the execution must go on then.
-        """
-        if not self.cancel_on_kill:
-            return
-        from airflow_workflow_provider.core.errors import WorkflowApiError
-        from airflow_workflow_provider.core.http import async_session_lease
-
-        try:
-            async with async_session_lease():
-                await (await self._hook()).acancel_execution(self.workflow, self.execution_id)
-        except WorkflowApiError as exc:
-            self.log.warning("could not cancel execution %s: %s", self.execution_id, exc)
+    def _running_execution_ids(self) -> list[str]:
+        return [self.execution_id]
 
 
 class WorkflowExecutionsTrigger(_VendorTrigger):
@@ -275,22 +316,8 @@ class WorkflowExecutionsTrigger(_VendorTrigger):
             executions=[latest[i] for i in self.execution_ids if i in latest],
         )
 
-    async def on_kill(self) -> None:
-        """A user killed the deferred task (Airflow 3.3+): cancel the executions still running."""
-        if not self.cancel_on_kill:
-            return
-        from airflow_workflow_provider.core.errors import WorkflowApiError
-        from airflow_workflow_provider.core.http import async_session_lease
-
-        async with async_session_lease():
-            hook = await self._hook()
-            for execution_id in self.execution_ids:
-                if execution_id in self._ended:
-                    continue
-                try:
-                    await hook.acancel_execution(self.workflow, execution_id)
-                except WorkflowApiError as exc:
-                    self.log.warning("could not cancel execution %s: %s", execution_id, exc)
+    def _running_execution_ids(self) -> list[str]:
+        return [i for i in self.execution_ids if i not in self._ended]
 
 
 async def _load_hook(hook_class_path: str, connection_id: str) -> Any:

@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import timedelta
 from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -259,3 +260,43 @@ def test_trigger_on_kill_cancels_but_cleanup_does_not(vendor: Vendor) -> None:
     after_cleanup, after_kill = asyncio.run(restart_then_kill())
     assert not after_cleanup.is_terminal
     assert after_kill is ExecutionState.CANCELED
+
+
+@pytest.mark.parametrize(
+    ("airflow_says", "canceled"),
+    [
+        ("deferred", False),  # handed over to another triggerer (apache/airflow#73454): the new owner follows it
+        ("failed", True),  # a user marked it failed
+        ("success", True),  # a user marked it succeeded
+        (None, True),  # a user cleared it
+        (RuntimeError("no supervisor"), True),  # Airflow cannot be asked: the kill is taken as Airflow said
+    ],
+)
+def test_trigger_on_kill_asks_airflow_whether_the_task_left_the_deferred_state(
+    vendor: Vendor, monkeypatch: pytest.MonkeyPatch, airflow_says: Any, canceled: bool
+) -> None:
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    vendor.emulator.script(vendor.name, vendor.workflow, WorkflowScript(duration=60))
+    execution_id = vendor.hook().start_execution(vendor.workflow)
+    follower = trigger(vendor, execution_id)
+    follower.task_instance = SimpleNamespace(dag_id="dag", task_id="wait", run_id="run-1", map_index=-1)
+    asked: list[dict[str, Any]] = []
+
+    def get_task_states(**query: Any) -> dict[str, Any]:
+        asked.append(query)
+        if isinstance(airflow_says, Exception):
+            raise airflow_says
+        return {"run-1": {"wait": airflow_says}}
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
+
+    async def kill() -> ExecutionState:
+        await follower.on_kill()
+        state = (await vendor.hook().aget_execution(vendor.workflow, execution_id)).state
+        await close_shared_async_session()
+        return state
+
+    state = asyncio.run(kill())
+    assert asked == [{"dag_id": "dag", "map_index": -1, "task_ids": ["wait"], "run_ids": ["run-1"]}]
+    assert (state is ExecutionState.CANCELED) is canceled, state
