@@ -552,6 +552,19 @@ class Deployment:
         )
         return "\n".join(str(line.get("event", "")) for line in answer["content"])
 
+    def execution_id_stored(self, dag_id: str, run_id: str, task_id: str, execution_id: str) -> bool:
+        """Whether the first try of a run operator has stored the execution id in its ``task_state_store``.
+
+        Seen from its log: it logs the execution's first status only after the store write. A worker killed
+        between the vendor's answer and that write leaves no id to reattach to (the window Airflow's
+        ``ResumableJobMixin`` documents as one no operator can close), so crash tests kill only after it.
+        """
+        try:
+            log = self.task_log(dag_id, run_id, task_id, 1)
+        except (AssertionError, requests.RequestException):  # not served yet
+            return False
+        return f"execution {execution_id} is " in log
+
     def wait_for_run_end(self, dag_id: str, run_id: str, deadline: float) -> str:
         while True:
             self.check_alive()

@@ -159,6 +159,15 @@ def trigger_log_files(deployment: Deployment, run_id: str, task_id: str) -> list
     return sorted(folder.glob("attempt=1.log.trigger.*.log"))
 
 
+def trigger_started_on(deployment: Deployment, run_id: str, task_id: str) -> set[int]:
+    """The triggerer jobs whose log file for this wait records Airflow starting its trigger."""
+    return {
+        int(path.name.split(".")[-2])
+        for path in trigger_log_files(deployment, run_id, task_id)
+        if re.search(r'"event":\s*"trigger [^"]* starting"', path.read_text(errors="replace"))
+    }
+
+
 def fired_events(deployment: Deployment, run_id: str) -> dict[str, int]:
     """How many events each wait's trigger fired, over both triggerers.
 
@@ -244,10 +253,18 @@ def test_triggerer_failover_follows_every_execution_exactly_once(crash_dags: Dep
         log = deployment.emulator_requests()
         assigned = [ti for ti in tis if ti["state"] == "deferred" and (ti.get("trigger") or {}).get("triggerer_id")]
         polled = [e for e in executions if e["status"] == "waiting" and requests_for(log, e["id"], "get")]
-        if len(assigned) == WAITS and len(polled) == WAITS:
+        # Assigned is not yet running: a trigger the doomed triggerer claimed but had not started when killed
+        # would never have run there. Each must be running on the triggerer it is assigned to.
+        running = [
+            ti
+            for ti in assigned
+            if ti["trigger"]["triggerer_id"] in trigger_started_on(deployment, run_id, ti["task_id"])
+        ]
+        if len(assigned) == WAITS and len(polled) == WAITS and len(running) == WAITS:
             break
         assert time.monotonic() < deadline, (
             f"after {ALL_DEFERRED_TIMEOUT} s: {len(assigned)}/{WAITS} deferred with a triggerer, "
+            f"{len(running)}/{WAITS} triggers started there, "
             f"{len(polled)}/{WAITS} executions waiting and polled; states: {sorted(ti['state'] for ti in tis)}"
         )
         time.sleep(SLOW_POLL)
@@ -356,7 +373,12 @@ def test_killed_celery_worker_retry_reattaches_to_the_same_execution(crash_dags:
         deployment.check_alive()
         ti = deployment.task_instance(WORKER_LOSS_DAG, run_id, "run_workflow")
         executions = deployment.emulator_executions("datadog", DATADOG_WORKFLOW)
-        if ti["state"] == "running" and ti.get("pid") and executions:
+        if (
+            ti["state"] == "running"
+            and ti.get("pid")
+            and len(executions) == 1
+            and deployment.execution_id_stored(WORKER_LOSS_DAG, run_id, "run_workflow", executions[0]["id"])
+        ):
             break
         assert ti["state"] in (None, "scheduled", "queued", "running"), ti
         assert time.monotonic() < started + 120, f"the task never ran with its execution started: {ti}"

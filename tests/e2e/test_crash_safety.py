@@ -129,16 +129,6 @@ def task_processes(ti_id: str) -> tuple[psutil.Process, psutil.Process]:
     return runner, supervisor
 
 
-def first_status_logged(deployment: Deployment, run_id: str, executions: list[dict[str, Any]]) -> bool:
-    """Whether the first try has logged the execution's status, which it does once its id is persisted."""
-    (execution,) = executions
-    try:
-        log = task_log(deployment, WORKER_DAG, run_id, 1)
-    except Exception:  # the log is not served yet
-        return False
-    return f"Datadog execution {execution['id']} is running" in log
-
-
 @contextlib.contextmanager
 def scheduler_env(deployment: Deployment, env: dict[str, str]) -> Iterator[None]:
     """Run the scheduler with ``env`` in the block, then restart it with the deployment's settings again."""
@@ -168,7 +158,11 @@ def test_killed_worker_retry_reattaches_to_the_same_execution(crash_dags: Deploy
             deployment.check_alive()
             ti = task_instance(deployment, WORKER_DAG, run_id)
             executions = deployment.emulator_executions("datadog", DATADOG_WORKFLOW)
-            if ti["state"] == "running" and executions and first_status_logged(deployment, run_id, executions):
+            if (
+                ti["state"] == "running"
+                and len(executions) == 1
+                and deployment.execution_id_stored(WORKER_DAG, run_id, TASK_ID, executions[0]["id"])
+            ):
                 break
             assert ti["state"] in (None, "scheduled", "queued", "running"), ti
             assert time.monotonic() < started + 90, f"the task never ran with its execution started: {ti}"
