@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 WORKER_DAG = "crash_safety_worker_killed"
 TRIGGERER_DAG = "crash_safety_triggerer_restarted"
+USER_KILL_DAG = "crash_safety_user_marks_failed"
+USER_KILL_WORKFLOW = "crash-safety-user-kill"
 TASK_ID = "run_workflow"
 DATADOG_WORKFLOW = "0c4b7e1e-2f6a-4d8b-9a3e-5b1c7d9e2f40"
 CLOUDFLARE_WORKFLOW = "crash-safety-deferred"
@@ -71,6 +73,11 @@ with DAG("{TRIGGERER_DAG}", **COMMON):
         retries=1,
         retry_delay=timedelta(seconds=1),
     )
+
+with DAG("{USER_KILL_DAG}", **COMMON):
+    CloudflareRunWorkflowOperator(
+        task_id="{TASK_ID}", workflow="{USER_KILL_WORKFLOW}", poll_interval=1, deferrable=True
+    )
 '''
 
 
@@ -79,7 +86,8 @@ def crash_dags(airflow_deployment: Deployment) -> Deployment:
     deployment = airflow_deployment
     deployment.script_workflow("datadog", DATADOG_WORKFLOW, duration=WORKER_EXECUTION_SECONDS)
     deployment.script_workflow("cloudflare", CLOUDFLARE_WORKFLOW, duration=DEFERRED_EXECUTION_SECONDS)
-    deployment.add_dags("crash_safety_dags.py", DAG_FILE, [WORKER_DAG, TRIGGERER_DAG])
+    deployment.script_workflow("cloudflare", USER_KILL_WORKFLOW, duration=TEST_DEADLINE)
+    deployment.add_dags("crash_safety_dags.py", DAG_FILE, [WORKER_DAG, TRIGGERER_DAG, USER_KILL_DAG])
     return deployment
 
 
@@ -87,7 +95,7 @@ def crash_dags(airflow_deployment: Deployment) -> Deployment:
 
 
 def vendor_requests(deployment: Deployment, vendor: str, operation: str, execution_id: str) -> list[dict[str, Any]]:
-    """The requests of ``operation`` (a cancel) the emulator received for the execution."""
+    """The requests of ``operation`` the emulator received for the execution (a Cloudflare terminate is "cancel")."""
     return [
         r
         for r in deployment.emulator_requests()
@@ -241,9 +249,47 @@ def test_restarted_triggerer_keeps_following_the_execution(crash_dags: Deploymen
     # Both triggerers ran the trigger, each writing its own trigger log for the try.
     starts = trigger_starts(deployment, TRIGGERER_DAG, run_id)
     assert len(starts) == 2, f"expected one trigger start per triggerer, found {starts}\n{details}"
-    cancels = vendor_requests(deployment, "cloudflare", "status", execution["id"])
-    assert not cancels, f"somebody terminated the execution: {cancels}"
+    # The emulator records a terminate as "cancel", every other status change (pause, resume) as "status".
+    stops = [r for op in ("cancel", "status") for r in vendor_requests(deployment, "cloudflare", op, execution["id"])]
+    assert not stops, f"somebody terminated or paused the execution: {stops}"
     print(
         f"\ntriggerer restarted; execution {execution['id']} completed; run ended"
         f" {time.monotonic() - restarted_at:.0f} s after the restart, {time.monotonic() - started:.0f} s in all"
     )
+
+
+def test_user_marking_a_deferred_task_failed_cancels_its_execution(crash_dags: Deployment) -> None:
+    """The other side of the triggerer tests: a user's kill reaches the vendor, through the trigger's on_kill.
+
+    Airflow 3.3 calls ``on_kill`` on a hand-over between triggerers too (apache/airflow#73454), so the trigger
+    asks Airflow whether the task is still deferred; here it is not (the user marked it failed): it cancels.
+    """
+    deployment = crash_dags
+    started = time.monotonic()
+    run_id = deployment.trigger(USER_KILL_DAG)
+    while not trigger_starts(deployment, USER_KILL_DAG, run_id):
+        deployment.check_alive()
+        ti = task_instance(deployment, USER_KILL_DAG, run_id)
+        assert ti["state"] in (None, "scheduled", "queued", "running", "deferred"), ti
+        assert time.monotonic() < started + 90, f"no triggerer started the trigger: {ti}"
+        time.sleep(0.5)
+    (execution,) = deployment.emulator_executions("cloudflare", USER_KILL_WORKFLOW)
+    assert execution["status"] in ("queued", "running"), execution
+
+    deployment.api(
+        "PATCH",
+        f"/dags/{USER_KILL_DAG}/dagRuns/{run_id}/taskInstances/{TASK_ID}",
+        json={"new_state": "failed"},
+    )
+    while True:
+        (execution,) = deployment.emulator_executions("cloudflare", USER_KILL_WORKFLOW)
+        if execution["status"] == "terminated":
+            break
+        assert time.monotonic() < started + TEST_DEADLINE, f"the user's kill never reached the vendor: {execution}"
+        time.sleep(POLL_EVERY)
+    folder = deployment.home / "logs" / f"dag_id={USER_KILL_DAG}" / f"run_id={run_id}" / f"task_id={TASK_ID}"
+    trigger_log = "\n".join(p.read_text(errors="replace") for p in folder.glob("attempt=1.log.trigger.*.log"))
+    assert "Trigger cancelled by user action" in trigger_log, trigger_log[-3000:]
+    assert "could not ask Airflow" not in trigger_log, trigger_log[-3000:]
+    assert len(vendor_requests(deployment, "cloudflare", "cancel", execution["id"])) == 1
+    assert task_instance(deployment, USER_KILL_DAG, run_id)["state"] == "failed"
