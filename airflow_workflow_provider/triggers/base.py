@@ -20,14 +20,40 @@ class _VendorTrigger(BaseTrigger):
     hook_class_path: ClassVar[str]
     #: The vendor-named argument for the connection id, as on the vendor's hook (``datadog_conn_id`` ...).
     conn_name_attr: ClassVar[str]
-    connection_id: str
-    workflow: str
-    cancel_on_kill: bool
-    first_check_at: float | None
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        connection_id: str,
+        workflow: str,
+        poll_interval: float,
+        deadline: float | None,
+        cancel_on_kill: bool,
+        first_check_at: float | None,
+    ) -> None:
         super().__init__()
+        self.connection_id = connection_id
+        self.workflow = workflow
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+        self.cancel_on_kill = cancel_on_kill
+        self.first_check_at = first_check_at
         self._built_at = time.time()
+
+    def _serialized_arguments(self, **own: Any) -> tuple[str, dict[str, Any]]:
+        """``serialize()``: the arguments both triggers take, plus the subclass's ``own``."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                self.conn_name_attr: self.connection_id,
+                "workflow": self.workflow,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "cancel_on_kill": self.cancel_on_kill,
+                "first_check_at": self.first_check_at,
+                **own,
+            },
+        )
 
     @property
     def _first_check(self) -> float:
@@ -113,10 +139,6 @@ class WorkflowExecutionTrigger(_VendorTrigger):
     shares that event loop's HTTP connection pool (see ``core.http.shared_async_session``).
     """
 
-    hook_class_path: ClassVar[str]
-    #: The vendor-named argument for the connection id, as on the vendor's hook (``datadog_conn_id`` ...).
-    conn_name_attr: ClassVar[str]
-
     def __init__(
         self,
         *,
@@ -130,31 +152,23 @@ class WorkflowExecutionTrigger(_VendorTrigger):
         first_check_at: float | None = None,
         unknown_state_limit: float = UNKNOWN_STATE_LIMIT,
     ) -> None:
-        super().__init__()
-        self.connection_id = connection_id
-        self.workflow = workflow
+        super().__init__(
+            connection_id=connection_id,
+            workflow=workflow,
+            poll_interval=poll_interval,
+            deadline=deadline,
+            cancel_on_kill=cancel_on_kill,
+            first_check_at=first_check_at,
+        )
         self.execution_id = execution_id
         self.unknown_state_limit = unknown_state_limit
-        self.poll_interval = poll_interval
-        self.deadline = deadline
         self.stop_states = tuple(stop_states)
-        self.cancel_on_kill = cancel_on_kill
-        self.first_check_at = first_check_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                self.conn_name_attr: self.connection_id,
-                "workflow": self.workflow,
-                "execution_id": self.execution_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "stop_states": list(self.stop_states),
-                "cancel_on_kill": self.cancel_on_kill,
-                "first_check_at": self.first_check_at,
-                "unknown_state_limit": self.unknown_state_limit,
-            },
+        return self._serialized_arguments(
+            execution_id=self.execution_id,
+            stop_states=list(self.stop_states),
+            unknown_state_limit=self.unknown_state_limit,
         )
 
     async def _follow(self) -> AsyncIterator[TriggerEvent]:
@@ -232,9 +246,6 @@ class WorkflowExecutionsTrigger(_VendorTrigger):
     be asked. ``on_kill`` cancels those still running (Airflow 3.3+).
     """
 
-    hook_class_path: ClassVar[str]
-    conn_name_attr: ClassVar[str]
-
     def __init__(
         self,
         *,
@@ -246,29 +257,19 @@ class WorkflowExecutionsTrigger(_VendorTrigger):
         cancel_on_kill: bool = True,
         first_check_at: float | None = None,
     ) -> None:
-        super().__init__()
-        self.connection_id = connection_id
-        self.workflow = workflow
+        super().__init__(
+            connection_id=connection_id,
+            workflow=workflow,
+            poll_interval=poll_interval,
+            deadline=deadline,
+            cancel_on_kill=cancel_on_kill,
+            first_check_at=first_check_at,
+        )
         self.execution_ids = list(execution_ids)
-        self.poll_interval = poll_interval
-        self.deadline = deadline
-        self.cancel_on_kill = cancel_on_kill
-        self.first_check_at = first_check_at
         self._ended: set[str] = set()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                self.conn_name_attr: self.connection_id,
-                "workflow": self.workflow,
-                "execution_ids": list(self.execution_ids),
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "cancel_on_kill": self.cancel_on_kill,
-                "first_check_at": self.first_check_at,
-            },
-        )
+        return self._serialized_arguments(execution_ids=list(self.execution_ids))
 
     async def _follow(self) -> AsyncIterator[TriggerEvent]:
         from airflow_workflow_provider.core.errors import WorkflowProviderError
